@@ -1,0 +1,1 @@
+"""The Soulcaster processes: ingest (API and worker), clusterer, Reddit poller, GitHub sync."""

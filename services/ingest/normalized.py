@@ -1,0 +1,58 @@
+"""What a normalizer makes of one raw event, and the contract every normalizer keeps.
+
+A normalizer is a pure function of the payload and the event's context: no I/O, no clock, no
+randomness. That is what makes a replay of `stream:ingest` reproduce the same items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.consumer import PermanentError
+from shared.models import FeedbackItem, item_id_for
+
+
+class InvalidPayload(PermanentError):
+    """The payload can never become an item; the event is dead-lettered with this reason."""
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Where a raw event came from: its stream entry id and when the API received it."""
+
+    entry_id: str
+    received_at: datetime
+
+    def item_id(self, source: str, external_id: str | None) -> str:
+        return item_id_for(source, external_id, self.entry_id)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """An item to store.
+
+    `update_existing`: a later event about an item already stored (a GitHub `edited`, `closed` or
+    `reopened`) rewrites its title, body, status and metadata in place, without a new-item event.
+    `create_if_new`: False for an event that only makes sense about a known item (a closed issue
+    never seen open is not worth storing).
+    """
+
+    item: FeedbackItem
+    update_existing: bool = False
+    create_if_new: bool = True
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A valid event that carries no feedback (a pull request, a `labeled` action); recorded, not stored."""
+
+    reason: str
+
+
+NormalizeResult = Normalized | Ignored
+
+
+class Normalizer(Protocol):
+    def __call__(self, payload: Any, context: EventContext) -> NormalizeResult: ...

@@ -1,0 +1,1 @@
+"""Code every Soulcaster service shares: settings, key names, models, Redis access, the consumer runtime."""

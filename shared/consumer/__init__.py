@@ -1,0 +1,7 @@
+"""One consumer-group runtime for every worker: read, handle, ack, reclaim, dead-letter, shut down."""
+
+from shared.consumer.config import ConsumerConfig
+from shared.consumer.message import BatchHandler, Failures, PermanentError, StreamMessage
+from shared.consumer.runtime import StreamConsumer
+
+__all__ = ["BatchHandler", "ConsumerConfig", "Failures", "PermanentError", "StreamConsumer", "StreamMessage"]

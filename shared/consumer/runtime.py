@@ -1,0 +1,262 @@
+"""The consumer loop every worker runs.
+
+Commit semantics, in the order they happen for each batch:
+1. read: first this consumer's own pending entries (a restart resumes its work), then new ones;
+2. handle: the handler applies the batch's effects idempotently and reports failures per entry;
+3. ack: succeeded entries are acked after their effects landed; a failed entry stays pending with
+   its error recorded, and the reclaimer retries it after a backoff that doubles per delivery;
+4. dead-letter: a permanent failure at once, a transient one past `max_deliveries`, each with its
+   reason, atomically with its ack.
+A circuit breaker pauses the whole group when dead letters come too fast (a bad deploy, not bad data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared import metrics
+from shared.consumer.config import ConsumerConfig
+from shared.consumer.dead_letter import DeadLetterer, describe
+from shared.consumer.message import BatchHandler, Failures, PermanentError, StreamMessage
+from shared.consumer.reclaimer import Reclaimer
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_SECONDS = 1.0
+ERROR_PAUSE_SECONDS = 1.0
+
+
+class StreamConsumer:
+    def __init__(self, redis: Redis, config: ConsumerConfig, handler: BatchHandler) -> None:
+        self._redis = redis
+        self._config = config
+        self._handler = handler
+        self._reclaimer = Reclaimer(redis, config)
+        self._dead_letterer = DeadLetterer(redis, config)
+        self._stopping = asyncio.Event()
+        self._recent_dead: deque[float] = deque()
+        self._paused = False
+        self._next_housekeeping = 0.0
+        self._next_reclaim = 0.0
+        self.last_beat = time.monotonic()
+        self._labels = {"stream": config.stream, "group": config.group}
+
+    @property
+    def config(self) -> ConsumerConfig:
+        return self._config
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, ack it and return."""
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def ensure_group(self) -> None:
+        """Create the group at the stream's start if missing, so a new group sees retained history."""
+        try:
+            await self._redis.xgroup_create(self._config.stream, self._config.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        await self.ensure_group()
+        log.info(
+            "consumer started",
+            extra={
+                "stream": self._config.stream,
+                "group": self._config.group,
+                "consumer": self._config.consumer,
+            },
+        )
+        await self._drain_own_pending()
+        while not self._stopping.is_set():
+            try:
+                await self._step()
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group vanished; recreating it", extra=self._labels)
+                await self.ensure_group()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("redis unavailable: %s", exc, extra=self._labels)
+                await self._pause(ERROR_PAUSE_SECONDS)
+        log.info("consumer stopped", extra={**self._labels, "consumer": self._config.consumer})
+
+    async def _step(self) -> None:
+        self.last_beat = time.monotonic()
+        await self._housekeeping()
+        if self._paused:
+            await self._pause(self._config.block_ms / 1000)
+            return
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + self._config.reclaim_interval_ms / 1000
+            await self._reclaim()
+        messages = await self._read_new()
+        if messages:
+            await self._handle(messages)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _housekeeping(self) -> None:
+        """Once a second: publish a heartbeat and learn whether the group is paused."""
+        now = time.monotonic()
+        if now < self._next_housekeeping or not self._config.paused_key:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if self._config.heartbeat_key:
+                pipe.set(self._config.heartbeat_key, datetime.now(UTC).isoformat(), ex=30)
+            pipe.exists(self._config.paused_key)
+            replies = await pipe.execute()
+        paused = bool(replies[-1])
+        if paused != self._paused:
+            log.warning("group %s", "paused" if paused else "resumed", extra=self._labels)
+        self._paused = paused
+
+    async def _read_new(self) -> list[StreamMessage]:
+        reply = await self._redis.xreadgroup(
+            self._config.group,
+            self._config.consumer,
+            {self._config.stream: ">"},
+            count=self._config.batch_size,
+            block=self._config.block_ms,
+        )
+        return await self._messages(reply[0][1], deliveries=1) if reply else []
+
+    async def _drain_own_pending(self) -> None:
+        """Entries this consumer name took before a restart and never acked: finish them first."""
+        cursor = "0"
+        while not self._stopping.is_set():
+            reply = await self._redis.xreadgroup(
+                self._config.group,
+                self._config.consumer,
+                {self._config.stream: cursor},
+                count=self._config.batch_size,
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return
+            cursor = entries[-1][0]
+            messages = await self._messages(entries, deliveries=0)
+            if messages:
+                await self._handle(messages)
+
+    async def _messages(
+        self, entries: list[tuple[str, dict[str, str] | None]], deliveries: int
+    ) -> list[StreamMessage]:
+        """Entries trimmed away while pending come back with no fields (Redis never stores an empty
+        entry): ack them, nothing is left to do."""
+        deleted = [entry_id for entry_id, fields in entries if not fields]
+        if deleted:
+            await self._redis.xack(self._config.stream, self._config.group, *deleted)
+        return [StreamMessage(entry_id, fields, deliveries) for entry_id, fields in entries if fields]
+
+    async def _reclaim(self) -> None:
+        reclaimed = await self._reclaimer.reclaim()
+        if reclaimed.exhausted:
+            await self._bury_exhausted(reclaimed.exhausted)
+        if reclaimed.retry:
+            metrics.reclaimed_total.labels(**self._labels).inc(len(reclaimed.retry))
+            await self._handle(reclaimed.retry)
+
+    async def _bury_exhausted(self, messages: Sequence[StreamMessage]) -> None:
+        last_errors = await self._redis.hmget(self._config.errors_key, [m.id for m in messages])
+        dead = [
+            (m, f"gave up after {m.deliveries} deliveries; last error: {error or 'none recorded'}")
+            for m, error in zip(messages, last_errors, strict=True)
+        ]
+        await self._dead_letter(dead)
+
+    async def _handle(self, messages: Sequence[StreamMessage]) -> None:
+        started = time.perf_counter()
+        try:
+            failures: Failures = await self._handler(messages)
+        except Exception as exc:
+            log.exception("handler failed for a whole batch", extra=self._labels)
+            failures = {m.id: exc for m in messages}
+        metrics.handler_seconds.labels(**self._labels).observe(time.perf_counter() - started)
+        done = [m for m in messages if m.id not in failures]
+        permanent = [
+            (m, describe(failures[m.id])) for m in messages if isinstance(failures.get(m.id), PermanentError)
+        ]
+        transient = {
+            m.id: describe(failures[m.id])
+            for m in messages
+            if m.id in failures and not isinstance(failures[m.id], PermanentError)
+        }
+        await self._settle(done, transient)
+        await self._dead_letter(permanent)
+
+    async def _settle(self, done: Sequence[StreamMessage], transient: dict[str, str]) -> None:
+        """Ack what succeeded and remember why the rest failed, in one round trip."""
+        if not done and not transient:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if done:
+                ids = [m.id for m in done]
+                pipe.xack(self._config.stream, self._config.group, *ids)
+                pipe.hdel(self._config.errors_key, *ids)
+            if transient:
+                pipe.hset(self._config.errors_key, mapping=transient)
+            await pipe.execute()
+        now_ms = time.time() * 1000
+        e2e = metrics.end_to_end_seconds.labels(**self._labels)
+        for message in done:
+            e2e.observe(max(now_ms - message.timestamp_ms, 0) / 1000)
+        metrics.messages_total.labels(**self._labels, outcome="ok").inc(len(done))
+        if transient:
+            metrics.messages_total.labels(**self._labels, outcome="retry").inc(len(transient))
+            log.warning(
+                "%d entries failed and stay pending for retry",
+                len(transient),
+                extra={**self._labels, "first_error": next(iter(transient.values()))},
+            )
+
+    async def _dead_letter(self, dead: Sequence[tuple[StreamMessage, str]]) -> None:
+        if not dead:
+            return
+        await self._dead_letterer.bury(dead)
+        metrics.dead_letters_total.labels(**self._labels).inc(len(dead))
+        metrics.messages_total.labels(**self._labels, outcome="dead_letter").inc(len(dead))
+        for message, reason in dead:
+            log.error("dead-lettered", extra={**self._labels, "event_id": message.id, "reason": reason})
+        await self._check_breaker(len(dead))
+
+    async def _check_breaker(self, count: int) -> None:
+        """Pause the group when dead letters pass the configured rate: stop draining into the DLQ."""
+        now = time.monotonic()
+        self._recent_dead.extend([now] * count)
+        while self._recent_dead and self._recent_dead[0] < now - self._config.breaker_window_seconds:
+            self._recent_dead.popleft()
+        if self._config.paused_key and len(self._recent_dead) > self._config.breaker_max_dead_letters:
+            reason = (
+                f"{len(self._recent_dead)} dead letters within {self._config.breaker_window_seconds:g}s "
+                f"(limit {self._config.breaker_max_dead_letters}) at {datetime.now(UTC).isoformat()}"
+            )
+            await self._redis.set(self._config.paused_key, reason)
+            self._paused = True
+            log.error("circuit breaker open: group paused", extra={**self._labels, "reason": reason})
+
+
+async def run_until_stopped(consumer: StreamConsumer) -> None:
+    """Run a consumer as a process's main job: SIGTERM or SIGINT end it gracefully."""
+    consumer.install_signal_handlers()
+    await consumer.run()

@@ -1,0 +1,156 @@
+"""Every Redis key, stream, group and stream-entry field name, in one place.
+
+The key shapes are a contract with the existing dashboard (see DESIGN.md §2): change them here or
+nowhere. An optional prefix lets several deployments share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INGEST_GROUP = "ingest"
+CLUSTERER_GROUP = "clusterer"
+SCHEMA_VERSION = "1"
+
+
+class IngestField:
+    """Fields of a `stream:ingest` entry."""
+
+    VERSION = "v"
+    SOURCE = "source"
+    PAYLOAD = "payload"
+    RECEIVED_AT = "received_at"
+    PRODUCER = "producer"
+    REQUEST_ID = "request_id"
+
+
+class NewItemField:
+    """Fields of a `stream:feedback:new` entry."""
+
+    VERSION = "v"
+    ID = "id"
+    SOURCE = "source"
+    CREATED_AT = "created_at"
+    EVENT_ID = "event_id"
+    REQUEST_ID = "request_id"
+
+
+class DeadLetterField:
+    """Fields a dead-letter entry adds to the original entry's fields."""
+
+    ORIGINAL_ID = "original_id"
+    GROUP = "group"
+    DELIVERIES = "deliveries"
+    ERROR = "error"
+    FAILED_AT = "failed_at"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one deployment prefix."""
+
+    prefix: str = ""
+
+    def _k(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    # feedback items
+    def feedback(self, item_id: str) -> str:
+        return self._k(f"feedback:{item_id}")
+
+    @property
+    def feedback_created(self) -> str:
+        return self._k("feedback:created")
+
+    def feedback_source(self, source: str) -> str:
+        return self._k(f"feedback:source:{source}")
+
+    def feedback_external(self, source: str, external_id: str) -> str:
+        return self._k(f"feedback:external:{source}:{external_id}")
+
+    @property
+    def unclustered(self) -> str:
+        return self._k("feedback:unclustered")
+
+    @property
+    def feedback_pattern(self) -> str:
+        return self._k("feedback:*")
+
+    # clusters
+    def cluster(self, cluster_id: str) -> str:
+        return self._k(f"cluster:{cluster_id}")
+
+    def cluster_items(self, cluster_id: str) -> str:
+        return self._k(f"cluster:items:{cluster_id}")
+
+    @property
+    def clusters_all(self) -> str:
+        return self._k("clusters:all")
+
+    @property
+    def clusters_by_size(self) -> str:
+        return self._k("clusters:by_size")
+
+    @property
+    def clusters_by_created(self) -> str:
+        return self._k("clusters:by_created")
+
+    @property
+    def cluster_lock(self) -> str:
+        return self._k("cluster:lock")
+
+    def vectors(self, index_name: str) -> str:
+        return self._k(f"vectors:{index_name}")
+
+    # configuration
+    @property
+    def reddit_subreddits(self) -> str:
+        return self._k("config:reddit:subreddits")
+
+    @property
+    def github_sync_state(self) -> str:
+        return self._k("config:github:repos")
+
+    # streams
+    @property
+    def ingest_stream(self) -> str:
+        return self._k("stream:ingest")
+
+    @property
+    def ingest_dlq(self) -> str:
+        return self._k("stream:ingest:dlq")
+
+    @property
+    def new_item_stream(self) -> str:
+        return self._k("stream:feedback:new")
+
+    @property
+    def new_item_dlq(self) -> str:
+        return self._k("stream:feedback:new:dlq")
+
+    @property
+    def poll_requests_stream(self) -> str:
+        return self._k("stream:poll:requests")
+
+    @property
+    def github_sync_requests_stream(self) -> str:
+        return self._k("stream:github:sync:requests")
+
+    def dead_letter_stream(self, stream: str) -> str:
+        return f"{stream}:dlq"
+
+    # consumer runtime bookkeeping
+    def event_outcome(self, entry_id: str) -> str:
+        """What became of one ingest entry, for `GET /ingest/events/{id}`."""
+        return self._k(f"ingest:event:{entry_id}")
+
+    def last_errors(self, stream: str, group: str) -> str:
+        """The last failure per pending entry, so a dead letter can say why it died."""
+        return f"{stream}:errors:{group}"
+
+    def heartbeat(self, stream: str, group: str, consumer: str) -> str:
+        return f"{stream}:heartbeat:{group}:{consumer}"
+
+    def paused(self, stream: str, group: str) -> str:
+        """Set by the circuit breaker: the group stops reading until an operator clears it."""
+        return f"{stream}:paused:{group}"

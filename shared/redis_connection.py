@@ -1,0 +1,29 @@
+"""Redis clients for every process, built one way."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from shared.settings import Settings
+
+
+def connect(settings: Settings) -> Redis:
+    """A client for `redis://`, `rediss://` or `unix://` URLs.
+
+    The socket timeout must outlast the longest blocking read (`XREADGROUP BLOCK`), or an idle
+    stream would look like a dead server; it is raised to fit when configured too low.
+    """
+    socket_timeout = max(settings.redis_socket_timeout_seconds, settings.read_block_ms / 1000 + 5)
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )

@@ -1,0 +1,94 @@
+"""One settings object for every process, read from environment variables.
+
+Every default is safe for a single machine with no accounts: local Redis, offline providers, no
+authentication. Production turns features on by setting variables, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _default_consumer_name() -> str:
+    """Stable across restarts of one pod (its name), so a restarted consumer drains its own pending."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # Redis and naming
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field(default="", validation_alias=AliasChoices("SOULCASTER_KEY_PREFIX", "KEY_PREFIX"))
+    redis_socket_timeout_seconds: float = 30.0
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    ingest_api_keys: CommaList = Field(default_factory=list)
+    admin_api_key: str = ""
+    sentry_client_secret: str = ""
+    github_webhook_secret: str = ""
+    max_body_bytes: int = 1_048_576
+    max_batch_items: int = 500
+    event_outcome_ttl_seconds: int = 7 * 24 * 3600
+
+    # Consumer runtime (both groups)
+    consumer_name: str = Field(default_factory=_default_consumer_name)
+    health_port: int = 8081
+    ingest_batch_size: int = 500
+    clusterer_batch_size: int = 64
+    read_block_ms: int = 1000
+    visibility_timeout_ms: int = 60_000
+    max_backoff_ms: int = 15 * 60_000
+    max_deliveries: int = 6
+    reclaim_interval_ms: int = 5_000
+    heartbeat_stale_seconds: float = 60.0
+
+    # Clustering providers
+    embedder: Literal["minilm", "hashing", "gemini"] = "minilm"
+    vector_index: Literal["redis", "upstash"] = "redis"
+    summarizer: Literal["extractive", "gemini"] = "extractive"
+    cluster_similarity_threshold: float | None = None
+    gemini_api_key: str = ""
+    gemini_base_url: str = ""
+    upstash_vector_rest_url: str = ""
+    upstash_vector_rest_token: str = ""
+
+    # Producers
+    ingest_api_url: str = "http://127.0.0.1:8000"
+    ingest_api_key: str = ""
+    reddit_subreddits: CommaList = Field(default_factory=list)
+    reddit_subreddit: str = ""
+    reddit_sorts: CommaList = Field(default_factory=lambda: ["new"])
+    reddit_poll_interval_seconds: float = 300.0
+    reddit_base_url: str = "https://www.reddit.com"
+    reddit_oauth_base_url: str = "https://oauth.reddit.com"
+    reddit_client_id: str = ""
+    reddit_client_secret: str = ""
+    reddit_user_agent: str = "soulcaster-streams/0.1 (feedback triage)"
+    github_repos: CommaList = Field(default_factory=list)
+    github_token: str = ""
+    github_api_url: str = "https://api.github.com"
+    github_sync_interval_seconds: float = 600.0
+
+    @field_validator("ingest_api_keys", "reddit_subreddits", "reddit_sorts", "github_repos", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings(...)` instead of patching this."""
+    return Settings()

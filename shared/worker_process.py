@@ -1,0 +1,39 @@
+"""Running one consumer as a process's main job, the same way for every worker."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.consumer.runtime import StreamConsumer, run_until_stopped
+from shared.health_server import HealthServer
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve_worker(settings: Settings, redis: Redis, consumer: StreamConsumer) -> None:
+    """Health and metrics on `HEALTH_PORT`, the consumer loop until SIGTERM, then a clean close."""
+
+    async def redis_reachable() -> bool:
+        try:
+            return bool(await redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    health = HealthServer(
+        "0.0.0.0",
+        settings.health_port,
+        lambda: consumer.last_beat,
+        settings.heartbeat_stale_seconds,
+        ready=redis_reachable,
+    )
+    await health.start()
+    log.info("health endpoint listening", extra={"port": health.port})
+    try:
+        await run_until_stopped(consumer)
+    finally:
+        await health.close()
+        await redis.aclose()

@@ -1,0 +1,259 @@
+"""The consumer runtime against a real Redis: ack, retry with backoff, reclaim, dead letters, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.consumer import ConsumerConfig, Failures, PermanentError, StreamConsumer, StreamMessage
+
+STREAM = "test:stream"
+GROUP = "workers"
+
+
+def make_config(consumer: str = "c1", **overrides: object) -> ConsumerConfig:
+    config = ConsumerConfig(
+        stream=STREAM,
+        group=GROUP,
+        dead_letter_stream=f"{STREAM}:dlq",
+        consumer=consumer,
+        errors_key=f"{STREAM}:errors:{GROUP}",
+        batch_size=10,
+        block_ms=50,
+        visibility_timeout_ms=100,
+        max_backoff_ms=400,
+        max_deliveries=3,
+        reclaim_interval_ms=50,
+        paused_key=f"{STREAM}:paused:{GROUP}",
+        heartbeat_key=f"{STREAM}:heartbeat:{GROUP}:{consumer}",
+    )
+    return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+class Recorder:
+    """A handler that records what it saw and fails on demand."""
+
+    def __init__(self, fail: Callable[[StreamMessage], Exception | None] = lambda m: None) -> None:
+        self.seen: list[str] = []
+        self.fail = fail
+
+    async def __call__(self, messages: Sequence[StreamMessage]) -> Failures:
+        failures: dict[str, Exception] = {}
+        for message in messages:
+            self.seen.append(message.fields["n"])
+            if (error := self.fail(message)) is not None:
+                failures[message.id] = error
+        return failures
+
+
+async def run_until(
+    consumer: StreamConsumer, done: Callable[[], Awaitable[bool]], timeout: float = 5.0
+) -> None:
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = time.monotonic() + timeout
+        while not await done():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            assert not task.done(), f"consumer exited early: {task.exception() if task.done() else ''}"
+            await asyncio.sleep(0.02)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def add(redis: Redis, count: int) -> list[str]:
+    return [await redis.xadd(STREAM, {"n": str(i)}) for i in range(count)]
+
+
+async def pending_count(redis: Redis) -> int:
+    summary = await redis.xpending(STREAM, GROUP)
+    return int(summary["pending"])
+
+
+async def test_acks_every_entry_after_handling(redis: Redis) -> None:
+    await add(redis, 25)
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config(), handler)
+
+    async def all_seen() -> bool:
+        return len(handler.seen) == 25
+
+    await run_until(consumer, all_seen)
+    assert sorted(handler.seen, key=int) == [str(i) for i in range(25)]
+    assert await pending_count(redis) == 0
+    assert await redis.xlen(f"{STREAM}:dlq") == 0
+
+
+async def test_transient_failure_is_retried_after_backoff(redis: Redis) -> None:
+    await add(redis, 3)
+    attempts: dict[str, int] = {}
+
+    def fail_first_try(message: StreamMessage) -> Exception | None:
+        attempts[message.id] = attempts.get(message.id, 0) + 1
+        return (
+            ConnectionError("embedder down")
+            if message.fields["n"] == "1" and attempts[message.id] == 1
+            else None
+        )
+
+    handler = Recorder(fail_first_try)
+    consumer = StreamConsumer(redis, make_config(), handler)
+
+    async def retried() -> bool:
+        return handler.seen.count("1") == 2 and await pending_count(redis) == 0
+
+    started = time.monotonic()
+    await run_until(consumer, retried)
+    assert time.monotonic() - started >= 0.1, "retry must wait for the visibility timeout"
+    assert handler.seen.count("0") == 1
+    assert await redis.hlen(f"{STREAM}:errors:{GROUP}") == 0
+
+
+async def test_permanent_error_goes_to_dead_letters_at_once_with_reason(redis: Redis) -> None:
+    ids = await add(redis, 3)
+
+    def reject_two(message: StreamMessage) -> Exception | None:
+        return PermanentError("payload is not JSON") if message.fields["n"] == "2" else None
+
+    handler = Recorder(reject_two)
+    consumer = StreamConsumer(redis, make_config(), handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 1
+
+    await run_until(consumer, buried)
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dlq")
+    assert dead["n"] == "2"
+    assert dead["original_id"] == ids[2]
+    assert dead["group"] == GROUP
+    assert "payload is not JSON" in dead["error"]
+    assert handler.seen.count("2") == 1
+    assert await pending_count(redis) == 0
+
+
+async def test_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries(redis: Redis) -> None:
+    await add(redis, 1)
+    handler = Recorder(lambda m: TimeoutError("vector index timed out"))
+    consumer = StreamConsumer(redis, make_config(), handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 1
+
+    await run_until(consumer, buried)
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dlq")
+    assert dead["deliveries"] == "3"
+    assert "gave up after 3 deliveries" in dead["error"]
+    assert "vector index timed out" in dead["error"]
+    assert len(handler.seen) == 3
+    assert await pending_count(redis) == 0
+
+
+async def test_entries_left_by_a_dead_consumer_are_reclaimed_by_another(redis: Redis) -> None:
+    await add(redis, 4)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "crashed-pod", {STREAM: ">"}, count=4)
+    assert await pending_count(redis) == 4
+
+    handler = Recorder()
+    survivor = StreamConsumer(redis, make_config("survivor"), handler)
+
+    async def all_done() -> bool:
+        return await pending_count(redis) == 0
+
+    await run_until(survivor, all_done)
+    assert sorted(handler.seen) == ["0", "1", "2", "3"]
+
+
+async def test_restarted_consumer_drains_its_own_pending_first(redis: Redis) -> None:
+    await add(redis, 2)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
+    # A long visibility timeout: only the drain-own-pending path can pick these up in time.
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+
+    async def drained() -> bool:
+        return await pending_count(redis) == 0
+
+    await run_until(consumer, drained, timeout=2)
+    assert handler.seen == ["0", "1"]
+
+
+async def test_entry_trimmed_while_pending_is_acked_and_skipped(redis: Redis) -> None:
+    ids = await add(redis, 2)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
+    await redis.xdel(STREAM, ids[0])
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+
+    async def drained() -> bool:
+        return await pending_count(redis) == 0
+
+    await run_until(consumer, drained, timeout=2)
+    assert handler.seen == ["1"]
+
+
+async def test_whole_batch_failure_leaves_everything_pending_then_recovers(redis: Redis) -> None:
+    await add(redis, 5)
+    calls = 0
+
+    async def flaky(messages: Sequence[StreamMessage]) -> Failures:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("lost connection to the embedder")
+        return {}
+
+    consumer = StreamConsumer(redis, make_config(), flaky)
+
+    async def recovered() -> bool:
+        return calls >= 2 and await pending_count(redis) == 0
+
+    await run_until(consumer, recovered)
+    assert await redis.xlen(f"{STREAM}:dlq") == 0
+
+
+async def test_circuit_breaker_pauses_group_instead_of_draining_into_dead_letters(redis: Redis) -> None:
+    await add(redis, 30)
+    handler = Recorder(lambda m: PermanentError("bad deploy: every entry fails"))
+    config = make_config(breaker_max_dead_letters=5, batch_size=4)
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def paused() -> bool:
+        return bool(await redis.exists(config.paused_key))
+
+    await run_until(consumer, paused)
+    await asyncio.sleep(0.2)
+    dead = await redis.xlen(f"{STREAM}:dlq")
+    assert 5 < dead < 30, "the breaker must stop the group long before the stream is drained"
+    assert "dead letters within" in await redis.get(config.paused_key)
+
+
+async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
+    await add(redis, 5)
+    release = asyncio.Event()
+    consumer: StreamConsumer
+
+    async def slow(messages: Sequence[StreamMessage]) -> Failures:
+        consumer.stop()
+        await release.wait()
+        return {}
+
+    consumer = StreamConsumer(redis, make_config(), slow)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(0.2)
+    assert not task.done(), "must not exit while a batch is in hand"
+    release.set()
+    await asyncio.wait_for(task, timeout=2)
+    assert await pending_count(redis) == 0
+
+
+@pytest.mark.parametrize("deliveries, expected", [(1, 100), (2, 200), (3, 400), (9, 400)])
+def test_backoff_doubles_per_delivery_up_to_the_cap(deliveries: int, expected: int) -> None:
+    assert make_config().backoff_ms(deliveries) == expected
