@@ -1,0 +1,1 @@
+"""Cluster titles and summaries: extractive by default, an LLM in production."""

@@ -1,0 +1,1 @@
+"""Where item vectors live, so the clusterer can find an item's nearest clustered neighbours."""
