@@ -37,11 +37,15 @@ class Normalized:
     `reopened`) rewrites its title, body, status and metadata in place, without a new-item event.
     `create_if_new`: False for an event that only makes sense about a known item (a closed issue
     never seen open is not worth storing).
+    `revision`: the source's own version of the item (e.g. GitHub's `updated_at` as epoch seconds);
+    an update older than the stored revision is ignored, so out-of-order deliveries and replays of old
+    events never roll an item back.
     """
 
     item: FeedbackItem
     update_existing: bool = False
     create_if_new: bool = True
+    revision: float | None = None
 
 
 @dataclass(frozen=True)
