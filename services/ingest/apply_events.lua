@@ -1,0 +1,126 @@
+-- Apply a batch of normalized ingest events atomically per event, all in one round trip.
+--
+-- Exactly-once effect comes from two checks made in the same atomic step as the writes:
+--   * the event's outcome key: an entry already applied (a redelivery, a replay) changes nothing;
+--   * the dedupe key `feedback:external:{source}:{external_id}` (or the item hash itself when the
+--     source has no external id): a second event about a known item is a duplicate, or an in-place
+--     update when the event says so.
+--
+-- KEYS[1] feedback:created   KEYS[2] feedback:unclustered   KEYS[3] stream:feedback:new
+-- then per event 4 keys: outcome key, item hash key, dedupe key ('' when none), source zset key.
+-- ARGV[1] outcome ttl seconds, ARGV[2] the item-hash key prefix (to find a legacy item by id),
+-- ARGV[3] schema version of new-item events; then per event:
+--   kind ('item' | 'ignored'), entry_id, item_id, source, score, created_at, request_id,
+--   update_existing ('1'|'0'), create_if_new ('1'|'0'), revision ('' or a number), reason,
+--   field count n, then n field/value pairs of the item hash.
+-- Returns per event: {status, item id}.
+
+local ttl, item_prefix, version = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local created_key, unclustered_key, new_items_key = KEYS[1], KEYS[2], KEYS[3]
+local UPDATABLE = {title = true, body = true, raw_text = true, metadata = true, status = true,
+                   repo = true, github_issue_number = true, github_issue_url = true}
+
+local function record(outcome_key, status, item_id, reason)
+  redis.call('HSET', outcome_key, 'status', status, 'feedback_id', item_id, 'reason', reason)
+  redis.call('EXPIRE', outcome_key, ttl)
+  return {status, item_id}
+end
+
+local function existing_item(item_key, dedupe_key)
+  if dedupe_key ~= '' then
+    local id = redis.call('GET', dedupe_key)
+    if id then return id end
+  end
+  if redis.call('EXISTS', item_key) == 1 then
+    return string.sub(item_key, #item_prefix + 1)
+  end
+  return nil
+end
+
+local function update(item_id, fields, revision)
+  local key = item_prefix .. item_id
+  local stored = redis.call('HGET', key, 'revision')
+  if revision ~= '' and stored and tonumber(stored) > tonumber(revision) then
+    return 'duplicate', 'older than the stored revision'
+  end
+  local args = {}
+  for name, value in pairs(fields) do
+    if UPDATABLE[name] then
+      args[#args + 1] = name
+      args[#args + 1] = value
+    end
+  end
+  if revision ~= '' then
+    args[#args + 1] = 'revision'
+    args[#args + 1] = revision
+  end
+  redis.call('HSET', key, unpack(args))
+  if fields['status'] == 'closed' then
+    redis.call('SREM', unclustered_key, item_id)
+  end
+  return 'updated', ''
+end
+
+local function create(e, fields, flat)
+  if e.revision ~= '' then
+    flat[#flat + 1] = 'revision'
+    flat[#flat + 1] = e.revision
+  end
+  redis.call('HSET', e.item_key, unpack(flat))
+  redis.call('ZADD', created_key, e.score, e.item_id)
+  redis.call('ZADD', e.source_key, e.score, e.item_id)
+  if e.dedupe_key ~= '' then
+    redis.call('SET', e.dedupe_key, e.item_id)
+  end
+  if fields['status'] ~= 'closed' then
+    redis.call('SADD', unclustered_key, e.item_id)
+    redis.call('XADD', new_items_key, '*', 'v', version, 'id', e.item_id, 'source', e.source,
+               'created_at', e.created_at, 'event_id', e.entry_id, 'request_id', e.request_id)
+  end
+end
+
+local function apply(e, fields, flat)
+  local prior = redis.call('HMGET', e.outcome_key, 'status', 'feedback_id')
+  if prior[1] then
+    return {prior[1], prior[2] or ''}
+  end
+  if e.kind == 'ignored' then
+    return record(e.outcome_key, 'ignored', '', e.reason)
+  end
+  local known = existing_item(e.item_key, e.dedupe_key)
+  if known then
+    if e.update_existing then
+      local status, reason = update(known, fields, e.revision)
+      return record(e.outcome_key, status, known, reason)
+    end
+    return record(e.outcome_key, 'duplicate', known, '')
+  end
+  if not e.create_if_new then
+    return record(e.outcome_key, 'ignored', '', e.reason)
+  end
+  create(e, fields, flat)
+  return record(e.outcome_key, 'created', e.item_id, '')
+end
+
+local results = {}
+local a = 4
+for k = 4, #KEYS, 4 do
+  local e = {
+    outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
+    kind = ARGV[a], entry_id = ARGV[a + 1], item_id = ARGV[a + 2], source = ARGV[a + 3],
+    score = ARGV[a + 4], created_at = ARGV[a + 5], request_id = ARGV[a + 6],
+    update_existing = ARGV[a + 7] == '1', create_if_new = ARGV[a + 8] == '1',
+    revision = ARGV[a + 9], reason = ARGV[a + 10],
+  }
+  local count = tonumber(ARGV[a + 11])
+  local fields, flat = {}, {}
+  for i = 0, count - 1 do
+    local name, value = ARGV[a + 12 + 2 * i], ARGV[a + 13 + 2 * i]
+    fields[name] = value
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  a = a + 12 + 2 * count
+  results[#results + 1] = apply(e, fields, flat)
+end
+return results

@@ -1,0 +1,116 @@
+"""Writing normalized events to the `feedback:*` keys: one Lua call for a whole batch.
+
+Per event the script checks the event's outcome record and the dedupe key, writes the item and its
+indexes, and announces it on `stream:feedback:new`, atomically (see apply_events.lua).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from services.ingest.normalized import Ignored, NormalizeResult
+from shared.keys import SCHEMA_VERSION, Keys
+
+_SCRIPT = files("services.ingest").joinpath("apply_events.lua").read_text()
+KEYS_PER_EVENT = 4
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """One event's slice of the script's KEYS and ARGV."""
+
+    entry_id: str
+    source: str
+    keys: list[str]
+    args: list[str | int | float]
+
+
+@dataclass(frozen=True)
+class Applied:
+    entry_id: str
+    source: str
+    status: str
+    item_id: str
+
+
+class EventWriter:
+    def __init__(self, redis: Redis, keys: Keys, outcome_ttl_seconds: int) -> None:
+        self._keys = keys
+        self._script = redis.register_script(_SCRIPT)
+        self._global_keys = [keys.feedback_created, keys.unclustered, keys.new_item_stream]
+        self._global_args: list[str | int | float] = [outcome_ttl_seconds, keys.feedback(""), SCHEMA_VERSION]
+
+    def prepare(self, entry_id: str, request_id: str, result: NormalizeResult) -> PreparedEvent:
+        outcome_key = self._keys.event_outcome(entry_id)
+        if isinstance(result, Ignored):
+            keys = [outcome_key, "", "", ""]
+            args: list[str | int | float] = [
+                "ignored",
+                entry_id,
+                "",
+                "",
+                0,
+                "",
+                request_id,
+                0,
+                0,
+                "",
+                result.reason,
+                0,
+            ]
+            return PreparedEvent(entry_id, "", keys, args)
+        item = result.item
+        dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
+        keys = [
+            outcome_key,
+            self._keys.feedback(item.id),
+            dedupe_key,
+            self._keys.feedback_source(item.source),
+        ]
+        fields = item.to_hash()
+        args = [
+            "item",
+            entry_id,
+            item.id,
+            item.source,
+            item.created_at.timestamp(),
+            fields["created_at"],
+            request_id,
+            int(result.update_existing),
+            int(result.create_if_new),
+            "" if result.revision is None else result.revision,
+            "" if result.create_if_new else "only updates a known item",
+            len(fields),
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        return PreparedEvent(entry_id, item.source, keys, args)
+
+    async def apply(self, events: Sequence[PreparedEvent]) -> list[Applied]:
+        """One script call for the batch. Raises on a script error; see `apply_each`."""
+        keys = list(self._global_keys)
+        args = list(self._global_args)
+        for event in events:
+            keys += event.keys
+            args += event.args
+        replies = await self._script(keys=keys, args=args)
+        return [
+            Applied(event.entry_id, event.source, status, item_id)
+            for event, (status, item_id) in zip(events, replies, strict=True)
+        ]
+
+    async def apply_each(self, events: Sequence[PreparedEvent]) -> tuple[list[Applied], dict[str, Exception]]:
+        """One call per event, so a single event the server rejects fails alone, not its whole batch."""
+        applied: list[Applied] = []
+        failed: dict[str, Exception] = {}
+        for event in events:
+            try:
+                applied += await self.apply([event])
+            except ResponseError as exc:
+                failed[event.entry_id] = exc
+        return applied, failed

@@ -1,0 +1,112 @@
+"""The ingest worker: one consumer of group `ingest` on `stream:ingest`.
+
+Each raw event is normalized by its source's normalizer, then the whole batch is written by one
+Lua call (dedupe, item keys, indexes, new-item event, outcome record) and acked. An event that can
+never be normalized is dead-lettered at once with the reason; anything else that fails is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from services.ingest.event_writer import Applied, EventWriter, PreparedEvent
+from services.ingest.normalized import EventContext, InvalidPayload, Normalizer, NormalizeResult
+from shared import metrics
+from shared.consumer import Failures, StreamConsumer, StreamMessage
+from shared.consumer.config import consumer_config
+from shared.keys import INGEST_GROUP, SCHEMA_VERSION, IngestField, Keys
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def received_at(message: StreamMessage) -> datetime:
+    """The API's receipt time; else the entry id's own timestamp, so replays stay deterministic."""
+    raw = message.fields.get(IngestField.RECEIVED_AT, "")
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return datetime.fromtimestamp(message.timestamp_ms / 1000, UTC)
+
+
+class IngestHandler:
+    def __init__(self, writer: EventWriter, normalizers: Mapping[str, Normalizer]) -> None:
+        self._writer = writer
+        self._normalizers = normalizers
+
+    async def __call__(self, messages: Sequence[StreamMessage]) -> Failures:
+        failures: dict[str, Exception] = {}
+        prepared: list[PreparedEvent] = []
+        for message in messages:
+            try:
+                result = self.normalize(message)
+            except Exception as exc:
+                failures[message.id] = exc
+                continue
+            request_id = message.fields.get(IngestField.REQUEST_ID, "")
+            prepared.append(self._writer.prepare(message.id, request_id, result))
+        if prepared:
+            failures.update(await self._write(prepared))
+        return failures
+
+    def normalize(self, message: StreamMessage) -> NormalizeResult:
+        """Invalid input raises `InvalidPayload` (dead-lettered now); a bug raises anything else (retried)."""
+        fields = message.fields
+        version = fields.get(IngestField.VERSION)
+        if version != SCHEMA_VERSION:
+            raise InvalidPayload(f"unsupported event schema version {version!r}")
+        source = fields.get(IngestField.SOURCE, "")
+        normalizer = self._normalizers.get(source)
+        if normalizer is None:
+            raise InvalidPayload(f"no normalizer for source {source!r}")
+        try:
+            payload = json.loads(fields.get(IngestField.PAYLOAD, ""))
+        except json.JSONDecodeError as exc:
+            raise InvalidPayload(f"payload is not valid JSON: {exc}") from exc
+        try:
+            return normalizer(payload, EventContext(message.id, received_at(message)))
+        except ValidationError as exc:
+            raise InvalidPayload(f"{source} payload does not make a valid item: {exc}") from exc
+
+    async def _write(self, prepared: list[PreparedEvent]) -> dict[str, Exception]:
+        failed: dict[str, Exception] = {}
+        try:
+            applied = await self._writer.apply(prepared)
+        except ResponseError:
+            log.warning("batch write rejected; retrying events one by one to isolate the bad one")
+            applied, failed = await self._writer.apply_each(prepared)
+        record_outcomes(applied)
+        return failed
+
+
+def record_outcomes(applied: Sequence[Applied]) -> None:
+    counts = Counter((event.source or "none", event.status) for event in applied)
+    for (source, status), count in counts.items():
+        metrics.ingest_events_total.labels(source=source, outcome=status).inc(count)
+
+
+def build_ingest_consumer(
+    settings: Settings, redis: Redis, keys: Keys, normalizers: Mapping[str, Normalizer] | None = None
+) -> StreamConsumer:
+    if normalizers is None:
+        from services.ingest.normalizers import NORMALIZERS
+
+        normalizers = NORMALIZERS
+    config = consumer_config(
+        settings,
+        keys,
+        stream=keys.ingest_stream,
+        group=INGEST_GROUP,
+        batch_size=settings.ingest_batch_size,
+        outcome_key=keys.event_outcome,
+    )
+    writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
+    return StreamConsumer(redis, config, IngestHandler(writer, normalizers))

@@ -1,0 +1,221 @@
+"""The ingest worker against a real Redis: exactly-once effects, updates in place, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.ingest.normalized import EventContext, Ignored, InvalidPayload, Normalized, NormalizeResult
+from services.ingest.worker import build_ingest_consumer
+from shared.consumer import StreamConsumer, StreamMessage
+from shared.keys import INGEST_GROUP, Keys
+from shared.models import FeedbackItem
+from shared.publisher import IngestPublisher, RawEvent
+from shared.settings import Settings
+
+
+def note_normalizer(payload: Any, context: EventContext) -> NormalizeResult:
+    """A small source for these tests: `{"ref", "text", "action"?, "revision"?}`."""
+    if not isinstance(payload, dict) or "text" not in payload:
+        raise InvalidPayload("a note needs a text")
+    if payload.get("action") == "label":
+        return Ignored("labels carry no feedback")
+    ref = payload.get("ref")
+    item = FeedbackItem(
+        id=context.item_id("note", ref),
+        source="note",
+        external_id=ref,
+        title=payload["text"][:20],
+        body=payload["text"],
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        status=payload.get("status"),
+    )
+    action = payload.get("action", "opened")
+    return Normalized(
+        item,
+        update_existing=action != "opened",
+        create_if_new=action != "closed",
+        revision=payload.get("revision"),
+    )
+
+
+NORMALIZERS = {"note": note_normalizer}
+
+
+def consumer_for(settings: Settings, redis: Redis, name: str = "w1") -> StreamConsumer:
+    worker_settings = settings.model_copy(update={"consumer_name": name})
+    return build_ingest_consumer(worker_settings, redis, Keys(), NORMALIZERS)
+
+
+async def publish(redis: Redis, *payloads: dict[str, Any]) -> list[str]:
+    publisher = IngestPublisher(redis, Keys(), producer="test")
+    return await publisher.publish_many([RawEvent.from_json("note", p) for p in payloads])
+
+
+async def drain(consumers: list[StreamConsumer], redis: Redis, timeout: float = 10.0) -> None:
+    """Run the consumers until the group has read everything and nothing is pending."""
+    keys = Keys()
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await asyncio.sleep(0.05)
+            groups = {g["name"]: g for g in await redis.xinfo_groups(keys.ingest_stream)}
+            group = groups.get(INGEST_GROUP)
+            if group and group["lag"] == 0 and group["pending"] == 0:
+                return
+            assert time.monotonic() < deadline, f"not drained: {group}"
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+        await asyncio.gather(*tasks)
+
+
+async def item_state(redis: Redis) -> dict[str, Any]:
+    keys = Keys()
+    return {
+        "created": await redis.zcard(keys.feedback_created),
+        "by_source": await redis.zcard(keys.feedback_source("note")),
+        "unclustered": await redis.scard(keys.unclustered),
+        "announced": await redis.xlen(keys.new_item_stream),
+    }
+
+
+async def test_each_event_becomes_one_item_with_indexes_and_announcement(
+    redis: Redis, settings: Settings
+) -> None:
+    [entry_id] = await publish(redis, {"ref": "n-1", "text": "the export button does nothing"})
+    await drain([consumer_for(settings, redis)], redis)
+
+    keys = Keys()
+    outcome = await redis.hgetall(keys.event_outcome(entry_id))
+    assert outcome["status"] == "created"
+    stored = FeedbackItem.from_hash(await redis.hgetall(keys.feedback(outcome["feedback_id"])))
+    assert stored.body == "the export button does nothing"
+    assert stored.clustered is False
+    assert await redis.get(keys.feedback_external("note", "n-1")) == stored.id
+    assert await item_state(redis) == {"created": 1, "by_source": 1, "unclustered": 1, "announced": 1}
+    [(_, announced)] = await redis.xrange(keys.new_item_stream)
+    assert announced["id"] == stored.id
+    assert announced["event_id"] == entry_id
+
+
+async def test_redelivered_entry_changes_nothing(redis: Redis, settings: Settings) -> None:
+    [entry_id] = await publish(redis, {"ref": "n-1", "text": "crash on save"})
+    await drain([consumer_for(settings, redis)], redis)
+    before = await item_state(redis)
+
+    # Deliver the very same entry again, as a reclaim after a lost ack would.
+    consumer = consumer_for(settings, redis)
+    fields = (await redis.xrange(Keys().ingest_stream))[0][1]
+    failures = await consumer._handler([StreamMessage(entry_id, fields, 2)])
+    assert failures == {}
+    assert await item_state(redis) == before
+
+
+async def test_same_external_id_from_two_events_is_stored_once(redis: Redis, settings: Settings) -> None:
+    first, second = await publish(redis, {"ref": "n-7", "text": "slow"}, {"ref": "n-7", "text": "slow again"})
+    await drain([consumer_for(settings, redis)], redis)
+    keys = Keys()
+    assert (await redis.hgetall(keys.event_outcome(first)))["status"] == "created"
+    duplicate = await redis.hgetall(keys.event_outcome(second))
+    assert duplicate["status"] == "duplicate"
+    assert await item_state(redis) == {"created": 1, "by_source": 1, "unclustered": 1, "announced": 1}
+
+
+async def test_later_event_updates_the_item_in_place_without_announcing_it(
+    redis: Redis, settings: Settings
+) -> None:
+    await publish(redis, {"ref": "n-2", "text": "login fails", "revision": 1})
+    await publish(
+        redis, {"ref": "n-2", "text": "login fails on Safari only", "action": "edited", "revision": 2}
+    )
+    await drain([consumer_for(settings, redis)], redis)
+    keys = Keys()
+    item_id = await redis.get(keys.feedback_external("note", "n-2"))
+    assert await redis.hget(keys.feedback(item_id), "body") == "login fails on Safari only"
+    assert await item_state(redis) == {"created": 1, "by_source": 1, "unclustered": 1, "announced": 1}
+
+
+async def test_closing_update_removes_a_waiting_item_from_unclustered(
+    redis: Redis, settings: Settings
+) -> None:
+    await publish(redis, {"ref": "n-3", "text": "dark mode", "revision": 1})
+    await publish(
+        redis, {"ref": "n-3", "text": "dark mode", "action": "closed", "status": "closed", "revision": 2}
+    )
+    await drain([consumer_for(settings, redis)], redis)
+    keys = Keys()
+    item_id = await redis.get(keys.feedback_external("note", "n-3"))
+    assert await redis.hget(keys.feedback(item_id), "status") == "closed"
+    assert await redis.scard(keys.unclustered) == 0
+
+
+async def test_stale_update_never_rolls_an_item_back(redis: Redis, settings: Settings) -> None:
+    await publish(redis, {"ref": "n-4", "text": "v1", "revision": 1})
+    await publish(redis, {"ref": "n-4", "text": "v3", "action": "edited", "revision": 3})
+    [stale] = await publish(redis, {"ref": "n-4", "text": "v2", "action": "edited", "revision": 2})
+    await drain([consumer_for(settings, redis)], redis)
+    keys = Keys()
+    item_id = await redis.get(keys.feedback_external("note", "n-4"))
+    assert await redis.hget(keys.feedback(item_id), "body") == "v3"
+    assert (await redis.hgetall(keys.event_outcome(stale)))["reason"] == "older than the stored revision"
+
+
+async def test_update_about_an_unknown_item_that_only_updates_is_not_stored(
+    redis: Redis, settings: Settings
+) -> None:
+    [entry_id] = await publish(redis, {"ref": "n-5", "text": "old closed issue", "action": "closed"})
+    await drain([consumer_for(settings, redis)], redis)
+    assert (await redis.hgetall(Keys().event_outcome(entry_id)))["status"] == "ignored"
+    assert (await item_state(redis))["created"] == 0
+
+
+async def test_ignored_event_is_recorded_and_not_stored(redis: Redis, settings: Settings) -> None:
+    [entry_id] = await publish(redis, {"ref": "n-6", "text": "x", "action": "label"})
+    await drain([consumer_for(settings, redis)], redis)
+    outcome = await redis.hgetall(Keys().event_outcome(entry_id))
+    assert outcome == {"status": "ignored", "feedback_id": "", "reason": "labels carry no feedback"}
+    assert (await item_state(redis))["created"] == 0
+
+
+async def test_invalid_events_are_dead_lettered_with_the_reason(redis: Redis, settings: Settings) -> None:
+    keys = Keys()
+    bad_json = await redis.xadd(keys.ingest_stream, {"v": "1", "source": "note", "payload": "{not json"})
+    bad_shape = (await publish(redis, {"ref": "n-8"}))[0]
+    unknown = await redis.xadd(keys.ingest_stream, {"v": "1", "source": "fax", "payload": "{}"})
+    future = await redis.xadd(keys.ingest_stream, {"v": "9", "source": "note", "payload": "{}"})
+    good = (await publish(redis, {"ref": "n-9", "text": "fine"}))[0]
+    await drain([consumer_for(settings, redis)], redis)
+
+    dead = {fields["original_id"]: fields["error"] for _, fields in await redis.xrange(keys.ingest_dlq)}
+    assert "payload is not valid JSON" in dead[bad_json]
+    assert "a note needs a text" in dead[bad_shape]
+    assert "no normalizer for source 'fax'" in dead[unknown]
+    assert "unsupported event schema version '9'" in dead[future]
+    assert good not in dead
+    assert (await redis.hgetall(keys.event_outcome(bad_json)))["status"] == "dead_lettered"
+    assert (await item_state(redis))["created"] == 1
+
+
+async def test_several_workers_in_one_group_store_each_item_once(redis: Redis, settings: Settings) -> None:
+    payloads = [{"ref": f"n-{i % 300}", "text": f"report {i % 300}"} for i in range(900)]
+    await publish(redis, *payloads)
+    workers = [
+        consumer_for(settings.model_copy(update={"ingest_batch_size": 50}), redis, f"w{i}") for i in range(3)
+    ]
+    await drain(workers, redis)
+    assert await item_state(redis) == {"created": 300, "by_source": 300, "unclustered": 300, "announced": 300}
+
+
+async def test_published_payload_is_kept_verbatim_for_replay(redis: Redis) -> None:
+    payload = {"ref": "n-10", "text": "unicode ✓ kept", "nested": {"a": [1, 2]}}
+    [entry_id] = await publish(redis, payload)
+    [(_, fields)] = await redis.xrange(Keys().ingest_stream, entry_id, entry_id)
+    assert json.loads(fields["payload"]) == payload
+    assert fields["producer"] == "test"
