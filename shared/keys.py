@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 INGEST_GROUP = "ingest"
 CLUSTERER_GROUP = "clusterer"
+POLLER_GROUP = "poller"  # on stream:poll:requests, read for pollers by the API
 SCHEMA_VERSION = "1"
 
 
@@ -32,6 +33,14 @@ class NewItemField:
     SOURCE = "source"
     CREATED_AT = "created_at"
     EVENT_ID = "event_id"
+    REQUEST_ID = "request_id"
+
+
+class PollRequestField:
+    """Fields of a `stream:poll:requests` entry (`POST /admin/trigger-poll`)."""
+
+    SUBREDDITS = "subreddits"  # JSON list; empty: every configured subreddit
+    REQUESTED_AT = "requested_at"
     REQUEST_ID = "request_id"
 
 
