@@ -11,6 +11,7 @@ from dataclasses import dataclass
 INGEST_GROUP = "ingest"
 CLUSTERER_GROUP = "clusterer"
 POLLER_GROUP = "poller"  # on stream:poll:requests, read for pollers by the API
+GITHUB_SYNC_GROUP = "github-sync"  # on stream:github:sync:requests, read for sync processes by the API
 SCHEMA_VERSION = "1"
 
 
@@ -40,6 +41,14 @@ class PollRequestField:
     """Fields of a `stream:poll:requests` entry (`POST /admin/trigger-poll`)."""
 
     SUBREDDITS = "subreddits"  # JSON list; empty: every configured subreddit
+    REQUESTED_AT = "requested_at"
+    REQUEST_ID = "request_id"
+
+
+class GitHubSyncRequestField:
+    """Fields of a `stream:github:sync:requests` entry (`POST /admin/github-sync`)."""
+
+    REPO = "repo"  # owner/repo
     REQUESTED_AT = "requested_at"
     REQUEST_ID = "request_id"
 
