@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from shared.logs import configure_logging
 
-COMMAND_MODULES = ("services.ingest.commands",)
+COMMAND_MODULES = ("services.ingest.commands", "services.poller.github.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,67 @@
+"""`soulcaster github-sync`: the GitHub issues sync producer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.poller.github.repository import Repository
+    from shared.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sync = commands.add_parser("github-sync", help="sync GitHub issues into the ingest API")
+    sync.add_argument("--once", action="store_true", help="one round over the repositories, then exit")
+    sync.add_argument(
+        "--repo",
+        action="append",
+        metavar="OWNER/REPO",
+        help="a repository to sync (repeatable; default: GITHUB_REPOS)",
+    )
+    sync.add_argument(
+        "--interval",
+        type=float,
+        metavar="S",
+        help="seconds between rounds (default: GITHUB_SYNC_INTERVAL_SECONDS)",
+    )
+    sync.set_defaults(handler=run_github_sync)
+
+
+def run_github_sync(args: argparse.Namespace) -> int:
+    """Exit 0 when every repository synced (or on SIGTERM), 1 when one failed in `--once`, 2 on bad input."""
+    from services.poller.github.repository import Repository
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    try:
+        repos = [Repository.parse(name) for name in (args.repo or settings.github_repos)]
+    except ValueError as exc:
+        print(f"github-sync: {exc}", file=sys.stderr)
+        return 2
+    if not repos:
+        print("github-sync: no repositories (set GITHUB_REPOS or pass --repo owner/repo)", file=sys.stderr)
+        return 2
+    interval = settings.github_sync_interval_seconds if args.interval is None else args.interval
+    return asyncio.run(_run(settings, repos, interval, once=args.once))
+
+
+async def _run(settings: Settings, repos: list[Repository], interval: float, *, once: bool) -> int:
+    import httpx
+
+    from services.poller.github.sync_process import GitHubSyncProcess
+
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        process = GitHubSyncProcess.from_settings(settings, http, repos, interval)
+        if once:
+            return 1 if await process.sync_all() else 0
+        loop_task = asyncio.create_task(process.run_forever())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, loop_task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        return 0

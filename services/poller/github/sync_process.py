@@ -1,0 +1,115 @@
+"""The github-sync process: every repository each interval, and any repository an operator asks for.
+
+Between rounds the process long-polls the API for sync requests (`POST /admin/github-sync`), so a
+request is served within one API round trip rather than at the next interval. A repository that
+keeps failing is logged and skipped until the next round; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from services.poller.github.issues_api import GitHubIssues, GitHubRequestFailed
+from services.poller.github.repo_sync import RepoSync
+from services.poller.github.repository import Repository
+from services.poller.github.state_store import SyncStateStore
+from services.poller.ingest_client import IngestApiClient, IngestApiRejected
+from services.poller.requests_client import ProducerRequest, ProducerRequests
+from services.poller.retry_policy import RetryableResponse, RetryPolicy
+from shared.keys import GITHUB_SYNC_GROUP, GitHubSyncRequestField
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_LONG_POLL_SECONDS = 20.0
+REQUESTS_UNAVAILABLE_PAUSE_SECONDS = 5.0
+SYNC_FAILURES = (GitHubRequestFailed, IngestApiRejected, RetryableResponse, httpx.HTTPError, ValueError)
+
+
+class GitHubSyncProcess:
+    def __init__(
+        self,
+        repo_sync: RepoSync,
+        repos: Sequence[Repository],
+        interval_seconds: float,
+        requests: ProducerRequests | None = None,
+    ) -> None:
+        self._repo_sync = repo_sync
+        self._repos = list(repos)
+        self._interval = interval_seconds
+        self._requests = requests
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        repos: Sequence[Repository],
+        interval_seconds: float,
+        retry: RetryPolicy | None = None,
+    ) -> GitHubSyncProcess:
+        """The same wiring for the command and the tests (which pass tiny retry delays)."""
+        api = IngestApiClient.from_settings(http, settings, retry)
+        github = GitHubIssues(http, settings.github_api_url, settings.github_token, retry)
+        repo_sync = RepoSync(github, api, SyncStateStore(api))
+        requests = ProducerRequests(api, GITHUB_SYNC_GROUP, settings.consumer_name)
+        return cls(repo_sync, repos, interval_seconds, requests)
+
+    async def sync_all(self) -> list[Repository]:
+        """One round over the configured repositories; returns those that failed."""
+        return [repo for repo in self._repos if not await self.sync_one(repo)]
+
+    async def sync_one(self, repo: Repository) -> bool:
+        try:
+            report = await self._repo_sync.sync(repo)
+        except SYNC_FAILURES as exc:
+            log.warning(
+                "github sync failed, skipped this round", extra={"repo": str(repo), "error": repr(exc)}
+            )
+            return False
+        log.info(
+            "github sync done",
+            extra={
+                "repo": str(repo),
+                "issues": report.issues,
+                "pull_requests": report.pull_requests,
+                "not_modified": report.not_modified,
+            },
+        )
+        return True
+
+    async def run_forever(self) -> None:
+        """Rounds every interval, requests in between; cancel it to stop (state is always consistent)."""
+        while True:
+            await self.sync_all()
+            next_round = time.monotonic() + self._interval
+            while (remaining := next_round - time.monotonic()) > 0:
+                await self._serve_requests(min(remaining, MAX_LONG_POLL_SECONDS))
+
+    async def _serve_requests(self, wait_seconds: float) -> None:
+        """An unacked request (the ack failed, the process died) is handed out again later: harmless."""
+        if self._requests is None:
+            await asyncio.sleep(wait_seconds)
+            return
+        try:
+            requests = await self._requests.next(wait_seconds)
+            for request in requests:
+                await self._serve(request)
+            await self._requests.ack([request.id for request in requests])
+        except (IngestApiRejected, RetryableResponse, httpx.HTTPError) as exc:
+            log.warning("cannot reach sync requests on the API", extra={"error": repr(exc)})
+            await asyncio.sleep(min(wait_seconds, REQUESTS_UNAVAILABLE_PAUSE_SECONDS))
+
+    async def _serve(self, request: ProducerRequest) -> None:
+        try:
+            repo = Repository.parse(request.fields.get(GitHubSyncRequestField.REPO, ""))
+        except ValueError as exc:
+            log.warning("sync request dropped", extra={"request": request.id, "error": str(exc)})
+            return
+        log.info("sync requested", extra={"repo": str(repo), "request": request.id})
+        await self.sync_one(repo)
