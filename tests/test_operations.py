@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-import time
 
 import pytest
 from redis.asyncio import Redis
@@ -129,7 +129,7 @@ async def test_prune_removes_only_idle_consumers_with_nothing_pending(redis: Red
     await redis.xgroup_create(STREAM, GROUP, id="0")
     await deliver(redis, "owns-work", 1)
     await redis.xgroup_createconsumer(STREAM, GROUP, "idle-and-empty")
-    time.sleep(0.05)
+    await asyncio.sleep(0.05)
 
     removed = await prune_idle_consumers(redis, STREAM, GROUP, idle_ms=10)
     assert removed == ["idle-and-empty"]
