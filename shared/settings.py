@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     gemini_base_url: str = ""
     upstash_vector_rest_url: str = ""
     upstash_vector_rest_token: str = ""
+    provider_retry_attempts: int = 5
+    provider_retry_initial_delay_seconds: float = 0.5
+    provider_retry_max_delay_seconds: float = 30.0
+    provider_timeout_seconds: float = 60.0
 
     # Producers
     ingest_api_url: str = "http://127.0.0.1:8000"
