@@ -219,3 +219,49 @@ async def test_published_payload_is_kept_verbatim_for_replay(redis: Redis) -> No
     [(_, fields)] = await redis.xrange(Keys().ingest_stream, entry_id, entry_id)
     assert json.loads(fields["payload"]) == payload
     assert fields["producer"] == "test"
+
+
+async def test_identical_update_is_reported_unchanged(redis: Redis, settings: Settings) -> None:
+    await publish(redis, {"ref": "n-11", "text": "same"})
+    [again] = await publish(redis, {"ref": "n-11", "text": "same", "action": "edited"})
+    await drain([consumer_for(settings, redis)], redis)
+    assert (await redis.hgetall(Keys().event_outcome(again)))["status"] == "unchanged"
+
+
+def shouting_normalizer(payload: Any, context: EventContext) -> NormalizeResult:
+    """Version 2 of the note source: upper-case titles, and notes without text are accepted."""
+    payload = {"text": "(empty note)", **payload}
+    result = note_normalizer(payload, context)
+    if isinstance(result, Normalized):
+        item = result.item.model_copy(update={"title": result.item.title.upper()})
+        return Normalized(item, result.update_existing, result.create_if_new, result.revision)
+    return result
+
+
+async def test_replay_backfills_through_a_new_normalizer_and_is_idempotent(
+    redis: Redis, settings: Settings
+) -> None:
+    from services.ingest.event_writer import EventWriter
+    from services.ingest.replay import Replayer
+
+    await publish(redis, {"ref": "r-1", "text": "first"}, {"ref": "r-2", "text": "second"}, {"ref": "r-3"})
+    await drain([consumer_for(settings, redis)], redis)
+    assert (await item_state(redis))["created"] == 2, "the textless note was dead-lettered"
+
+    keys = Keys()
+    writer = EventWriter(redis, keys, 3600)
+    v1 = Replayer(redis, keys, NORMALIZERS, writer)
+    assert (await v1.replay()).outcomes == {"unchanged": 2}
+
+    v2 = Replayer(redis, keys, {"note": shouting_normalizer}, writer)
+    predicted = await v2.replay(dry_run=True)
+    assert predicted.outcomes == {"updated": 2, "created": 1}
+    assert (await item_state(redis))["created"] == 2, "a dry run writes nothing"
+
+    applied = await v2.replay()
+    assert applied.outcomes == predicted.outcomes
+    item_id = await redis.get(keys.feedback_external("note", "r-1"))
+    assert await redis.hget(keys.feedback(item_id), "title") == "FIRST"
+    assert await item_state(redis) == {"created": 3, "by_source": 3, "unclustered": 3, "announced": 3}
+
+    assert (await v2.replay()).outcomes == {"unchanged": 3}

@@ -9,13 +9,14 @@
 -- KEYS[1] feedback:created   KEYS[2] feedback:unclustered   KEYS[3] stream:feedback:new
 -- then per event 4 keys: outcome key, item hash key, dedupe key ('' when none), source zset key.
 -- ARGV[1] outcome ttl seconds, ARGV[2] the item-hash key prefix (to find a legacy item by id),
--- ARGV[3] schema version of new-item events; then per event:
+-- ARGV[3] schema version of new-item events, ARGV[4] '1' for a replay (a backfill through a newer
+-- normalizer: every event is applied again, a known item is updated in place); then per event:
 --   kind ('item' | 'ignored'), entry_id, item_id, source, score, created_at, request_id,
 --   update_existing ('1'|'0'), create_if_new ('1'|'0'), revision ('' or a number), reason,
 --   field count n, then n field/value pairs of the item hash.
 -- Returns per event: {status, item id}.
 
-local ttl, item_prefix, version = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local ttl, item_prefix, version, replay = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] == '1'
 local created_key, unclustered_key, new_items_key = KEYS[1], KEYS[2], KEYS[3]
 local UPDATABLE = {title = true, body = true, raw_text = true, metadata = true, status = true,
                    repo = true, github_issue_number = true, github_issue_url = true}
@@ -45,10 +46,13 @@ local function update(item_id, fields, revision)
   end
   local args = {}
   for name, value in pairs(fields) do
-    if UPDATABLE[name] then
+    if UPDATABLE[name] and redis.call('HGET', key, name) ~= value then
       args[#args + 1] = name
       args[#args + 1] = value
     end
+  end
+  if #args == 0 then
+    return 'unchanged', ''
   end
   if revision ~= '' then
     args[#args + 1] = 'revision'
@@ -81,7 +85,7 @@ end
 
 local function apply(e, fields, flat)
   local prior = redis.call('HMGET', e.outcome_key, 'status', 'feedback_id')
-  if prior[1] then
+  if prior[1] and not replay then
     return {prior[1], prior[2] or ''}
   end
   if e.kind == 'ignored' then
@@ -89,7 +93,7 @@ local function apply(e, fields, flat)
   end
   local known = existing_item(e.item_key, e.dedupe_key)
   if known then
-    if e.update_existing then
+    if e.update_existing or replay then
       local status, reason = update(known, fields, e.revision)
       return record(e.outcome_key, status, known, reason)
     end
@@ -103,7 +107,7 @@ local function apply(e, fields, flat)
 end
 
 local results = {}
-local a = 4
+local a = 5
 for k = 4, #KEYS, 4 do
   local e = {
     outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],

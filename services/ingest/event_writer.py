@@ -45,6 +45,9 @@ class EventWriter:
         self._global_keys = [keys.feedback_created, keys.unclustered, keys.new_item_stream]
         self._global_args: list[str | int | float] = [outcome_ttl_seconds, keys.feedback(""), SCHEMA_VERSION]
 
+    def _header(self, replay: bool) -> tuple[list[str], list[str | int | float]]:
+        return list(self._global_keys), [*self._global_args, int(replay)]
+
     def prepare(self, entry_id: str, request_id: str, result: NormalizeResult) -> PreparedEvent:
         outcome_key = self._keys.event_outcome(entry_id)
         if isinstance(result, Ignored):
@@ -91,10 +94,12 @@ class EventWriter:
             args += [name, value]
         return PreparedEvent(entry_id, item.source, keys, args)
 
-    async def apply(self, events: Sequence[PreparedEvent]) -> list[Applied]:
-        """One script call for the batch. Raises on a script error; see `apply_each`."""
-        keys = list(self._global_keys)
-        args = list(self._global_args)
+    async def apply(self, events: Sequence[PreparedEvent], replay: bool = False) -> list[Applied]:
+        """One script call for the batch. Raises on a script error; see `apply_each`.
+
+        `replay` re-applies events already applied once (a backfill through a newer normalizer).
+        """
+        keys, args = self._header(replay)
         for event in events:
             keys += event.keys
             args += event.args

@@ -12,6 +12,7 @@ class Outcome(StrEnum):
     CREATED = "created"
     DUPLICATE = "duplicate"
     UPDATED = "updated"
+    UNCHANGED = "unchanged"
     IGNORED = "ignored"
     DEAD_LETTERED = "dead_lettered"
 
