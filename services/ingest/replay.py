@@ -87,8 +87,8 @@ class Replayer:
         """What replay mode would do, read from the stored items without writing anything."""
         items = [result for _, result in batch if isinstance(result, Normalized)]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for result in items:
-                pipe.hmget(self._keys.feedback(result.item.id), list(UPDATABLE))
+            for normalized in items:
+                pipe.hmget(self._keys.feedback(normalized.item.id), list(UPDATABLE))
             stored = iter(await pipe.execute())
         predictions = []
         for _, result in batch:
