@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 from shared.logs import configure_logging
 
-COMMAND_MODULES = ("services.ingest.commands", "services.poller.github.commands")
+COMMAND_MODULES = (
+    "services.ingest.commands",
+    "services.poller.github.commands",
+    "services.clusterer.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     vector_index: Literal["redis", "upstash"] = "redis"
     summarizer: Literal["extractive", "gemini"] = "extractive"
     cluster_similarity_threshold: float | None = None
+    cluster_merge_threshold: float | None = None  # None: the embedder's default (0 or below: no merging)
+    cluster_merge_interval_seconds: float = 30.0
+    cluster_lock_ttl_ms: int = 30_000
+    cluster_neighbours: int = 10
+    sweep_interval_seconds: float = 600.0
     gemini_api_key: str = ""
     gemini_base_url: str = ""
     upstash_vector_rest_url: str = ""

@@ -1,0 +1,175 @@
+"""Reading cluster state for assignment and writing its results, each write one fenced Lua script."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from redis.asyncio import Redis
+
+from services.clusterer.assignment import Assignment, ClusterState
+from services.clusterer.merging import MergeGroup
+from services.clusterer.summarizers.base import ClusterLabel
+from services.clusterer.vector_index.base import Match
+from shared.clusters import NEW_STATUS, ClusterField
+from shared.keys import Keys
+
+_SCRIPTS = Path(__file__).with_name("scripts")
+_STATE_FIELDS = [
+    ClusterField.CENTROID,
+    ClusterField.SIZE,
+    ClusterField.CENTRAL_ITEM,
+    ClusterField.CENTRAL_SCORE,
+    ClusterField.SOURCE_COUNTS,
+    ClusterField.CREATED_AT,
+]
+CENTROID_DECIMALS = 6
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _state_fields(state: ClusterState, now: str) -> dict[str, str]:
+    """The fields an assignment or merge rewrites; `size` comes from SCARD inside the script."""
+    return {
+        ClusterField.UPDATED_AT: now,
+        ClusterField.SOURCES: json.dumps(sorted(state.source_counts)),
+        ClusterField.SOURCE_COUNTS: json.dumps(state.source_counts, sort_keys=True),
+        ClusterField.CENTROID: json.dumps(np.round(state.centroid, CENTROID_DECIMALS).tolist()),
+        ClusterField.CENTRAL_ITEM: state.central_item,
+        ClusterField.CENTRAL_SCORE: repr(state.central_score),
+    }
+
+
+class ClusterStore:
+    def __init__(self, redis: Redis, keys: Keys, lock_key: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._lock_key = lock_key
+        self._write = redis.register_script((_SCRIPTS / "write_assignment.lua").read_text())
+        self._merge = redis.register_script((_SCRIPTS / "merge_clusters.lua").read_text())
+        self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
+
+    async def load(self, cluster_ids: Iterable[str]) -> dict[str, ClusterState]:
+        """States of the clusters that still exist, in one round trip."""
+        ids = sorted(set(cluster_ids))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id in ids:
+                pipe.hmget(self._keys.cluster(cluster_id), _STATE_FIELDS)
+            rows: list[list[str | None]] = await pipe.execute()
+        states = {}
+        for cluster_id, (centroid, size, central, score, counts, created) in zip(ids, rows, strict=True):
+            if centroid is None or size is None:
+                continue
+            states[cluster_id] = ClusterState(
+                id=cluster_id,
+                total=np.asarray(json.loads(centroid), dtype=np.float64) * int(size),
+                size=int(size),
+                central_item=central or "",
+                central_score=float(score or 0.0),
+                source_counts=json.loads(counts or "{}"),
+                created_at=created or "",
+            )
+        return states
+
+    async def resolve(self, neighbours: Sequence[list[Match]], states: dict[str, ClusterState]) -> None:
+        """Re-point matches whose cluster is gone (merged, or a crash between the index and Redis
+        writes) at the cluster their item's hash names, which is authoritative; drop the rest."""
+        stale = sorted({m.id for matches in neighbours for m in matches if m.cluster_id not in states})
+        if not stale:
+            return
+        owners = await self._owners(stale)
+        states.update(await self.load(set(owners.values()) - set(states)))
+        for matches in neighbours:
+            matches[:] = [
+                m if m.cluster_id in states else Match(m.id, m.score, owners[m.id])
+                for m in matches
+                if m.cluster_id in states or owners.get(m.id) in states
+            ]
+
+    async def _owners(self, item_ids: Sequence[str]) -> dict[str, str]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.hget(self._keys.feedback(item_id), "cluster_id")
+            owners: list[str | None] = await pipe.execute()
+        return {item_id: owner for item_id, owner in zip(item_ids, owners, strict=True) if owner}
+
+    async def write(self, token: str, assignment: Assignment, titles: dict[str, str], now: str) -> None:
+        """`titles` gives each item's title, the provisional label of a cluster it seeds."""
+        members: dict[str, list[str]] = {}
+        for item_id, cluster_id in assignment.cluster_of.items():
+            members.setdefault(cluster_id, []).append(item_id)
+        doc = {
+            "token": token,
+            "clusters": [
+                self._cluster_doc(state, members[cluster_id], titles, now)
+                for cluster_id, state in assignment.clusters.items()
+            ],
+            "items": [
+                {"id": item_id, "key": self._keys.feedback(item_id), "cluster": cluster_id}
+                for item_id, cluster_id in assignment.cluster_of.items()
+            ],
+        }
+        await self._write(keys=[*self._collection_keys(), self._keys.unclustered], args=[json.dumps(doc)])
+
+    def _cluster_doc(
+        self, state: ClusterState, items: list[str], titles: dict[str, str], now: str
+    ) -> dict[str, object]:
+        return {
+            "id": state.id,
+            "key": self._keys.cluster(state.id),
+            "items_key": self._keys.cluster_items(state.id),
+            "items": items,
+            "fields": _state_fields(state, now),
+            "initial": {
+                ClusterField.ID: state.id,
+                ClusterField.TITLE: titles.get(state.central_item, ""),
+                ClusterField.SUMMARY: "",
+                ClusterField.STATUS: NEW_STATUS,
+                ClusterField.CREATED_AT: state.created_at or now,
+            },
+            "created_score": _epoch(state.created_at or now),
+        }
+
+    async def merge(self, token: str, groups: Sequence[MergeGroup], now: str) -> list[list[str]]:
+        """Returns, per group, the ids of the items that moved into its target."""
+        doc = {
+            "token": token,
+            "feedback_prefix": self._keys.feedback(""),
+            "groups": [
+                {
+                    "target": self._ref(group.target),
+                    "absorbed": [self._ref(cluster_id) for cluster_id in group.absorbed],
+                    "fields": {
+                        **_state_fields(group.state, now),
+                        ClusterField.CREATED_AT: group.state.created_at,
+                    },
+                    "created_score": _epoch(group.state.created_at),
+                }
+                for group in groups
+            ],
+        }
+        moved: list[list[str]] = await self._merge(keys=self._collection_keys(), args=[json.dumps(doc)])
+        return moved
+
+    async def set_label(self, cluster_id: str, label: ClusterLabel) -> None:
+        await self._set_label(keys=[self._keys.cluster(cluster_id)], args=[label.title, label.summary])
+
+    def _ref(self, cluster_id: str) -> dict[str, str]:
+        return {
+            "id": cluster_id,
+            "key": self._keys.cluster(cluster_id),
+            "items_key": self._keys.cluster_items(cluster_id),
+        }
+
+    def _collection_keys(self) -> list[str]:
+        return [
+            self._lock_key,
+            self._keys.clusters_all,
+            self._keys.clusters_by_size,
+            self._keys.clusters_by_created,
+        ]
