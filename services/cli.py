@@ -16,6 +16,7 @@ from shared.logs import configure_logging
 COMMAND_MODULES = (
     "services.ingest.commands",
     "services.poller.github.commands",
+    "services.poller.commands",
     "services.clusterer.commands",
 )
 

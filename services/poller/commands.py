@@ -1,0 +1,60 @@
+"""`soulcaster poller`: the Reddit poller, one round (`--once`) or a loop that also serves "poll now"."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from typing import TYPE_CHECKING
+
+from services.poller.reddit_listing import SORTS
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    poller = commands.add_parser(
+        "poller",
+        help="poll Reddit listings and hand new posts to the ingest API",
+        description="Subreddits: --subreddit, else the API's /config/reddit/subreddits, else "
+        "REDDIT_SUBREDDITS / REDDIT_SUBREDDIT when the API is unreachable. Sorts: --sort, else REDDIT_SORTS.",
+    )
+    poller.add_argument("--once", action="store_true", help="one round, then exit (1 if anything was left)")
+    poller.add_argument("--subreddit", action="append", default=[], metavar="NAME", help="repeatable")
+    poller.add_argument("--sort", action="append", default=[], choices=SORTS, help="repeatable")
+    poller.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds between rounds (REDDIT_POLL_INTERVAL_SECONDS)",
+    )
+    poller.set_defaults(handler=run_poller)
+
+
+def run_poller(args: argparse.Namespace) -> int:
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    interval = settings.reddit_poll_interval_seconds if args.interval is None else args.interval
+    return asyncio.run(_run(settings, args.subreddit, args.sort, None if args.once else interval))
+
+
+async def _run(settings: Settings, subreddits: list[str], sorts: list[str], interval: float | None) -> int:
+    import httpx
+
+    from services.poller.reddit_process import RedditPoller
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+        poller = RedditPoller(settings, http, subreddit_flags=subreddits, sort_flags=sorts)
+        if interval is None:
+            return 0 if (await poller.poll_configured()).complete else 1
+        task = asyncio.ensure_future(poller.run_forever(interval))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return 0
