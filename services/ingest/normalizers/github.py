@@ -96,6 +96,7 @@ GitHubPayload = Annotated[
 ]
 GITHUB_PAYLOAD: TypeAdapter[GitHubIssuesDelivery | GitHubIssue] = TypeAdapter(GitHubPayload)
 GITHUB_ISSUE: TypeAdapter[GitHubIssue] = TypeAdapter(GitHubIssue)
+GITHUB_DELIVERY: TypeAdapter[GitHubIssuesDelivery] = TypeAdapter(GitHubIssuesDelivery)
 
 
 def normalize_github(payload: Any, context: EventContext) -> NormalizeResult:

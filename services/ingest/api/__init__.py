@@ -1,0 +1,1 @@
+"""The ingest HTTP API: validates a request's shape, appends the raw event, answers 202."""

@@ -1,0 +1,30 @@
+"""What every route needs from the running app, created once by the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from redis.asyncio import Redis
+
+from shared.keys import Keys
+from shared.publisher import IngestPublisher
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppResources:
+    settings: Settings
+    keys: Keys
+    redis: Redis
+    publisher: IngestPublisher
+
+
+def app_resources(request: Request) -> AppResources:
+    resources: AppResources = request.app.state.resources
+    return resources
+
+
+def request_id(request: Request) -> str:
+    """Set by `RequestIdMiddleware` for every request."""
+    return str(getattr(request.state, "request_id", ""))
