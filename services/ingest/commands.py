@@ -7,6 +7,10 @@ import asyncio
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser("api", help="run the ingest HTTP API")
+    api.add_argument("--host", default=None, help="bind address (default API_HOST)")
+    api.add_argument("--port", type=int, default=None, help="port (default API_PORT)")
+    api.set_defaults(handler=run_api)
     worker = commands.add_parser("ingest-worker", help="run one consumer of the `ingest` group")
     worker.set_defaults(handler=run_ingest_worker)
 
@@ -22,4 +26,24 @@ def run_ingest_worker(args: argparse.Namespace) -> int:
     redis = connect(settings)
     consumer = build_ingest_consumer(settings, redis, Keys(settings.key_prefix))
     asyncio.run(serve_worker(settings, redis, consumer))
+    return 0
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """One uvicorn worker per process: scale with replicas, not forks, so each pod has one Redis pool."""
+    import uvicorn
+
+    from services.ingest.api.app import create_app
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=settings.api_port if args.port is None else args.port,
+        workers=1,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+        log_config=None,
+    )
     return 0
