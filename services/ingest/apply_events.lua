@@ -10,10 +10,10 @@
 -- then per event 4 keys: outcome key, item hash key, dedupe key ('' when none), source zset key.
 -- ARGV[1] outcome ttl seconds, ARGV[2] the item-hash key prefix (to find a legacy item by id),
 -- ARGV[3] schema version of new-item events, ARGV[4] '1' for a replay (a backfill through a newer
--- normalizer: every event is applied again, a known item is updated in place); then per event:
---   kind ('item' | 'ignored'), entry_id, item_id, source, score, created_at, request_id,
---   update_existing ('1'|'0'), create_if_new ('1'|'0'), revision ('' or a number), reason,
---   field count n, then n field/value pairs of the item hash.
+-- normalizer: every event is applied again, a known item is updated in place); then one JSON array
+-- per event (one argument each keeps the client's encoding cost low):
+--   [kind ('item' | 'ignored'), entry_id, item_id, source, score, created_at, request_id,
+--    update_existing (1|0), create_if_new (1|0), revision ('' or a number), reason, {item hash fields}]
 -- Returns per event: {status, item id}.
 
 local ttl, item_prefix, version, replay = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] == '1'
@@ -107,24 +107,19 @@ local function apply(e, fields, flat)
 end
 
 local results = {}
-local a = 5
 for k = 4, #KEYS, 4 do
+  local a = cjson.decode(ARGV[4 + (k - 4) / 4 + 1])
   local e = {
     outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
-    kind = ARGV[a], entry_id = ARGV[a + 1], item_id = ARGV[a + 2], source = ARGV[a + 3],
-    score = ARGV[a + 4], created_at = ARGV[a + 5], request_id = ARGV[a + 6],
-    update_existing = ARGV[a + 7] == '1', create_if_new = ARGV[a + 8] == '1',
-    revision = ARGV[a + 9], reason = ARGV[a + 10],
+    kind = a[1], entry_id = a[2], item_id = a[3], source = a[4], score = a[5], created_at = a[6],
+    request_id = a[7], update_existing = a[8] == 1, create_if_new = a[9] == 1, revision = a[10],
+    reason = a[11],
   }
-  local count = tonumber(ARGV[a + 11])
-  local fields, flat = {}, {}
-  for i = 0, count - 1 do
-    local name, value = ARGV[a + 12 + 2 * i], ARGV[a + 13 + 2 * i]
-    fields[name] = value
+  local fields, flat = a[12], {}
+  for name, value in pairs(fields) do
     flat[#flat + 1] = name
     flat[#flat + 1] = value
   end
-  a = a + 12 + 2 * count
   results[#results + 1] = apply(e, fields, flat)
 end
 return results

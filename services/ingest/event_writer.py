@@ -6,6 +6,7 @@ indexes, and announces it on `stream:feedback:new`, atomically (see apply_events
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -17,17 +18,16 @@ from services.ingest.normalized import Ignored, NormalizeResult
 from shared.keys import SCHEMA_VERSION, Keys
 
 _SCRIPT = files("services.ingest").joinpath("apply_events.lua").read_text()
-KEYS_PER_EVENT = 4
 
 
 @dataclass(frozen=True)
 class PreparedEvent:
-    """One event's slice of the script's KEYS and ARGV."""
+    """One event's four KEYS and its one ARGV (a JSON array)."""
 
     entry_id: str
     source: str
     keys: list[str]
-    args: list[str | int | float]
+    arg: str
 
 
 @dataclass(frozen=True)
@@ -51,32 +51,13 @@ class EventWriter:
     def prepare(self, entry_id: str, request_id: str, result: NormalizeResult) -> PreparedEvent:
         outcome_key = self._keys.event_outcome(entry_id)
         if isinstance(result, Ignored):
-            keys = [outcome_key, "", "", ""]
-            args: list[str | int | float] = [
-                "ignored",
-                entry_id,
-                "",
-                "",
-                0,
-                "",
-                request_id,
-                0,
-                0,
-                "",
-                result.reason,
-                0,
-            ]
-            return PreparedEvent(entry_id, "", keys, args)
+            event = ["ignored", entry_id, "", "", 0, "", request_id, 0, 0, "", result.reason, {}]
+            return PreparedEvent(entry_id, "", [outcome_key, "", "", ""], json.dumps(event))
         item = result.item
         dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
-        keys = [
-            outcome_key,
-            self._keys.feedback(item.id),
-            dedupe_key,
-            self._keys.feedback_source(item.source),
-        ]
+        keys = [outcome_key, self._keys.feedback(item.id), dedupe_key, self._keys.feedback_source(item.source)]
         fields = item.to_hash()
-        args = [
+        event = [
             "item",
             entry_id,
             item.id,
@@ -86,13 +67,11 @@ class EventWriter:
             request_id,
             int(result.update_existing),
             int(result.create_if_new),
-            "" if result.revision is None else result.revision,
+            "" if result.revision is None else str(result.revision),
             "" if result.create_if_new else "only updates a known item",
-            len(fields),
+            fields,
         ]
-        for name, value in fields.items():
-            args += [name, value]
-        return PreparedEvent(entry_id, item.source, keys, args)
+        return PreparedEvent(entry_id, item.source, keys, json.dumps(event, ensure_ascii=False))
 
     async def apply(self, events: Sequence[PreparedEvent], replay: bool = False) -> list[Applied]:
         """One script call for the batch. Raises on a script error; see `apply_each`.
@@ -102,7 +81,7 @@ class EventWriter:
         keys, args = self._header(replay)
         for event in events:
             keys += event.keys
-            args += event.args
+            args.append(event.arg)
         replies = await self._script(keys=keys, args=args)
         return [
             Applied(event.entry_id, event.source, status, item_id)

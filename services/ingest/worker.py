@@ -106,6 +106,7 @@ def build_ingest_consumer(
         stream=keys.ingest_stream,
         group=INGEST_GROUP,
         batch_size=settings.ingest_batch_size,
+        max_in_flight=2,
         outcome_key=keys.event_outcome,
     )
     writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)

@@ -24,6 +24,7 @@ class ConsumerConfig:
     reclaim_interval_ms: int = 5_000
     heartbeat_key: str = ""
     paused_key: str = ""
+    max_in_flight: int = 1
     breaker_max_dead_letters: int = 100
     breaker_window_seconds: float = 60.0
     outcome_key: Callable[[str], str] | None = None
@@ -42,6 +43,7 @@ def consumer_config(
     stream: str,
     group: str,
     batch_size: int,
+    max_in_flight: int = 1,
     outcome_key: Callable[[str], str] | None = None,
 ) -> ConsumerConfig:
     """The settings-driven config every worker uses; tests build `ConsumerConfig` directly."""
@@ -53,6 +55,7 @@ def consumer_config(
         consumer=consumer,
         errors_key=keys.last_errors(stream, group),
         batch_size=batch_size,
+        max_in_flight=max_in_flight,
         block_ms=settings.read_block_ms,
         visibility_timeout_ms=settings.visibility_timeout_ms,
         max_backoff_ms=settings.max_backoff_ms,

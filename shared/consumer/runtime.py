@@ -48,6 +48,7 @@ class StreamConsumer:
         self._stopping = asyncio.Event()
         self._recent_dead: deque[float] = deque()
         self._paused = False
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._next_housekeeping = 0.0
         self._next_reclaim = 0.0
         self.last_beat = time.monotonic()
@@ -96,6 +97,7 @@ class StreamConsumer:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis unavailable: %s", exc, extra=self._labels)
                 await self._pause(ERROR_PAUSE_SECONDS)
+        await self._finish_in_flight()
         log.info("consumer stopped", extra={**self._labels, "consumer": self._config.consumer})
 
     async def _step(self) -> None:
@@ -109,7 +111,23 @@ class StreamConsumer:
             await self._reclaim()
         messages = await self._read_new()
         if messages:
-            await self._handle(messages)
+            await self._submit(messages)
+
+    async def _submit(self, messages: Sequence[StreamMessage]) -> None:
+        """Handle a batch; with `max_in_flight` > 1 the next read and normalization overlap this
+        batch's round trips. Batches are still written in read order: a handler runs without
+        yielding until it sends its writes, so each batch's writes go out before the next one's."""
+        task = asyncio.create_task(self._handle(messages))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        if len(self._in_flight) >= self._config.max_in_flight:
+            done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                finished.result()
+
+    async def _finish_in_flight(self) -> None:
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
