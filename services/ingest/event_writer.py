@@ -55,7 +55,8 @@ class EventWriter:
             return PreparedEvent(entry_id, "", [outcome_key, "", "", ""], json.dumps(event))
         item = result.item
         dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
-        keys = [outcome_key, self._keys.feedback(item.id), dedupe_key, self._keys.feedback_source(item.source)]
+        source_key = self._keys.feedback_source(item.source)
+        keys = [outcome_key, self._keys.feedback(item.id), dedupe_key, source_key]
         fields = item.to_hash()
         event = [
             "item",
