@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "services.poller.github.commands",
     "services.poller.commands",
     "services.clusterer.commands",
+    "shared.operations.commands",
 )
 
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     reclaim_interval_ms: int = 5_000
     heartbeat_stale_seconds: float = 60.0
 
+    # Retention and hygiene (the janitor)
+    replay_window_seconds: float = 7 * 24 * 3600
+    janitor_interval_seconds: float = 300.0
+    consumer_idle_prune_seconds: float = 3600.0
+
     # Clustering providers
     embedder: Literal["minilm", "hashing", "gemini"] = "minilm"
     vector_index: Literal["redis", "upstash"] = "redis"

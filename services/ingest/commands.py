@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+
+from shared.keys import Keys
+from shared.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,11 +17,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     api.set_defaults(handler=run_api)
     worker = commands.add_parser("ingest-worker", help="run one consumer of the `ingest` group")
     worker.set_defaults(handler=run_ingest_worker)
+    replay = commands.add_parser(
+        "replay", help="re-apply a range of stream:ingest through the current normalizers"
+    )
+    replay.add_argument("--start", default="-", help="entry id, millisecond time or ISO-8601 time")
+    replay.add_argument("--end", default="+")
+    replay.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    replay.set_defaults(handler=run_replay)
 
 
 def run_ingest_worker(args: argparse.Namespace) -> int:
     from services.ingest.worker import build_ingest_consumer
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
     from shared.worker_process import serve_worker
@@ -46,4 +56,30 @@ def run_api(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=20,
         log_config=None,
     )
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from services.ingest.event_writer import EventWriter
+    from services.ingest.normalizers import NORMALIZERS
+    from services.ingest.replay import Replayer, ReplayReport
+    from shared.operations.commands import with_redis
+
+    async def replay(redis: Redis, keys: Keys, settings: Settings) -> ReplayReport:
+        writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
+        return await Replayer(redis, keys, NORMALIZERS, writer).replay(args.start, args.end, args.dry_run)
+
+    try:
+        report = with_redis(replay)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    verb = "would be" if args.dry_run else "were"
+    print(f"{report.entries} entries replayed; outcomes that {verb} applied:")
+    for outcome, count in sorted(report.outcomes.items()):
+        print(f"  {outcome}: {count}")
+    for entry_id, reason in report.invalid.items():
+        print(f"  invalid {entry_id}: {reason}")
     return 0
