@@ -257,3 +257,21 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
 @pytest.mark.parametrize("deliveries, expected", [(1, 100), (2, 200), (3, 400), (9, 400)])
 def test_backoff_doubles_per_delivery_up_to_the_cap(deliveries: int, expected: int) -> None:
     assert make_config().backoff_ms(deliveries) == expected
+
+
+async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
+    from prometheus_client import REGISTRY
+
+    await add(redis, 12)
+    config = make_config(batch_size=5)
+    handler = Recorder()
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def heartbeat_seen() -> bool:
+        return len(handler.seen) == 12 and bool(await redis.exists(config.heartbeat_key))
+
+    await run_until(consumer, heartbeat_seen)
+    length = REGISTRY.get_sample_value("soulcaster_stream_length", {"stream": STREAM})
+    assert length == 12
+    pending = REGISTRY.get_sample_value("soulcaster_stream_group_pending", {"stream": STREAM, "group": GROUP})
+    assert pending is not None and pending >= 0

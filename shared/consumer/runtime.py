@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -134,7 +135,7 @@ class StreamConsumer:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _housekeeping(self) -> None:
-        """Once a second: publish a heartbeat and learn whether the group is paused."""
+        """Once a second: publish a heartbeat, learn whether the group is paused, sample the backlog."""
         now = time.monotonic()
         if now < self._next_housekeeping or not self._config.paused_key:
             return
@@ -143,11 +144,25 @@ class StreamConsumer:
             if self._config.heartbeat_key:
                 pipe.set(self._config.heartbeat_key, datetime.now(UTC).isoformat(), ex=30)
             pipe.exists(self._config.paused_key)
-            replies = await pipe.execute()
-        paused = bool(replies[-1])
+            pipe.xlen(self._config.stream)
+            pipe.xinfo_groups(self._config.stream)
+            replies = await pipe.execute(raise_on_error=False)
+        if not isinstance(replies[-1], Exception):
+            self._record_backlog(replies[-2], replies[-1])
+        paused = bool(replies[-3])
         if paused != self._paused:
             log.warning("group %s", "paused" if paused else "resumed", extra=self._labels)
         self._paused = paused
+
+    def _record_backlog(self, length: int, groups: list[dict[str, Any]]) -> None:
+        """Lag and pending as gauges, so every worker's scrape shows its group's backlog."""
+        metrics.stream_length.labels(stream=self._config.stream).set(length)
+        for group in groups:
+            if group["name"] != self._config.group:
+                continue
+            metrics.group_pending.labels(**self._labels).set(int(group["pending"]))
+            if group.get("lag") is not None:
+                metrics.group_lag.labels(**self._labels).set(int(group["lag"]))
 
     async def _read_new(self) -> list[StreamMessage]:
         reply = await self._redis.xreadgroup(
