@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "services.poller.commands",
     "services.clusterer.commands",
     "shared.operations.commands",
+    "services.dev.commands",
 )
 
 

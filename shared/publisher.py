@@ -52,8 +52,9 @@ class IngestPublisher:
         return entry_id
 
     async def publish_many(self, events: Sequence[RawEvent]) -> list[str]:
-        """One round trip for a whole batch, in order."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        """One round trip for a whole batch, in order, all or nothing: a producer that retries a
+        failed batch never finds half of it already accepted."""
+        async with self._redis.pipeline(transaction=True) as pipe:
             for event in events:
                 pipe.xadd(self._stream, self._fields(event))  # type: ignore[arg-type]
             entry_ids: list[str] = await pipe.execute()

@@ -1,0 +1,160 @@
+"""The main job on the embedded defaults: API, ingest worker and clusterer in one process.
+
+It starts a local Redis when none answers, feeds the bundled sample of real-shaped feedback from
+every source through the HTTP API (as producers would), waits until both consumer groups have
+drained, and prints what was stored and the clusters found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import httpx
+import uvicorn
+from redis.asyncio import Redis
+
+from shared.clusters import list_cluster_ids, read_clusters
+from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
+from shared.redis_connection import connect
+from shared.settings import Settings
+from shared.stream_info import stream_info
+
+log = logging.getLogger(__name__)
+
+DEV_PREFIX = "dev:"
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    path: str
+    body: Any
+    headers: dict[str, str]
+
+
+def load_samples() -> list[SampleRequest]:
+    document = json.loads(files("services.dev").joinpath("samples.json").read_text(encoding="utf-8"))
+    return [SampleRequest(r["path"], r["body"], r.get("headers", {})) for r in document["requests"]]
+
+
+def port_or_free(host: str, port: int) -> int:
+    """The configured port if it is free, else any free one: a dev run should not fail on a busy 8000."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+            return port
+        except OSError:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+
+
+async def clear_prefix(redis: Redis, prefix: str) -> int:
+    """Remove a previous dev run's keys: only keys under the dev prefix, never anything else."""
+    removed = 0
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        removed += int(await redis.unlink(key))
+    return removed
+
+
+@asynccontextmanager
+async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]:
+    """API on a local port plus one ingest worker and one clusterer; yields the API's URL."""
+    from services.clusterer.worker import build_clusterer_consumer
+    from services.ingest.api.app import create_app
+    from services.ingest.worker import build_ingest_consumer
+
+    redis = connect(settings)
+    consumers = [
+        build_ingest_consumer(settings, redis, keys),
+        build_clusterer_consumer(settings, redis, keys),
+    ]
+    port = port_or_free(settings.api_host, settings.api_port)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=settings.api_host, port=port, log_level="warning", log_config=None
+        )
+    )
+    tasks = [asyncio.create_task(c.run()) for c in consumers] + [asyncio.create_task(server.serve())]
+    while not server.started:
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://{settings.api_host}:{port}"
+    finally:
+        server.should_exit = True
+        for consumer in consumers:
+            consumer.stop()
+        await asyncio.gather(*tasks)
+        await redis.aclose()
+
+
+async def feed(api_url: str, samples: list[SampleRequest], api_key: str) -> Counter[int]:
+    """Send every sample as its producer would; returns the count of each HTTP status."""
+    statuses: Counter[int] = Counter()
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
+        for sample in samples:
+            response = await client.post(sample.path, json=sample.body, headers=sample.headers)
+            statuses[response.status_code] += 1
+    return statuses
+
+
+async def wait_until_drained(redis: Redis, keys: Keys, timeout: float = 120.0) -> None:
+    """Both groups have read everything and acked it (embedding the first batch loads the model)."""
+    streams = ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s, _ in streams]
+        groups = {g.name: g for info in infos for g in info.groups}
+        if all(g in groups and groups[g].lag == 0 and groups[g].pending == 0 for _, g in streams):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("the pipeline did not drain in time")
+
+
+async def report(redis: Redis, keys: Keys) -> str:
+    from shared.operations.stream_table import render
+
+    lines = ["", "Stored feedback:"]
+    for source in ("reddit", "sentry", "github", "manual"):
+        lines.append(f"  {source:<8} {await redis.zcard(keys.feedback_source(source)):>4} items")
+    lines.append(f"  waiting for clustering: {await redis.scard(keys.unclustered)}")
+    ids = await list_cluster_ids(redis, keys, "largest", 0, 50)
+    clusters = await read_clusters(redis, keys, ids)
+    lines += ["", f"Clusters ({len(clusters)}), largest first:", f"  {'size':>4}  {'sources':<24} title"]
+    for cluster in clusters:
+        sources = ", ".join(f"{s} {n}" for s, n in sorted(cluster.source_counts.items()))
+        lines.append(f"  {cluster.size:>4}  {sources:<24} {cluster.title[:70]}")
+    infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams[:2]]
+    lines += ["", "Streams:", render(infos, {})]
+    return "\n".join(lines)
+
+
+async def run_dev(settings: Settings, fresh: bool, serve: bool) -> None:
+    keys = Keys(settings.key_prefix)
+    redis = connect(settings)
+    try:
+        if fresh:
+            await clear_prefix(redis, settings.key_prefix)
+        async with running_services(settings, keys) as api_url:
+            print(f"API listening on {api_url} (docs at {api_url}/docs)")
+            statuses = await feed(api_url, load_samples(), next(iter(settings.ingest_api_keys), ""))
+            print(
+                "Sample sent through the API:",
+                ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
+            )
+            await wait_until_drained(redis, keys)
+            print(await report(redis, keys))
+            if serve:
+                print(f"\nServing on {api_url}; Ctrl-C to stop.")
+                await asyncio.Event().wait()
+    finally:
+        await redis.aclose()
