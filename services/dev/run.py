@@ -31,6 +31,7 @@ from shared.stream_info import stream_info
 log = logging.getLogger(__name__)
 
 DEV_PREFIX = "dev:"
+DRAIN_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]
         )
     )
     tasks = [asyncio.create_task(c.run()) for c in consumers] + [asyncio.create_task(server.serve())]
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.05)
     try:
         yield f"http://{settings.api_host}:{port}"
@@ -106,18 +107,15 @@ async def feed(api_url: str, samples: list[SampleRequest], api_key: str) -> Coun
     return statuses
 
 
-async def wait_until_drained(redis: Redis, keys: Keys, timeout: float = 120.0) -> None:
+async def wait_until_drained(redis: Redis, keys: Keys) -> None:
     """Both groups have read everything and acked it (embedding the first batch loads the model)."""
     streams = ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    while True:
         infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s, _ in streams]
         groups = {g.name: g for info in infos for g in info.groups}
         if all(g in groups and groups[g].lag == 0 and groups[g].pending == 0 for _, g in streams):
             return
         await asyncio.sleep(0.2)
-    raise TimeoutError("the pipeline did not drain in time")
 
 
 async def report(redis: Redis, keys: Keys) -> str:
@@ -151,7 +149,8 @@ async def run_dev(settings: Settings, fresh: bool, serve: bool) -> None:
                 "Sample sent through the API:",
                 ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
             )
-            await wait_until_drained(redis, keys)
+            async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
+                await wait_until_drained(redis, keys)
             print(await report(redis, keys))
             if serve:
                 print(f"\nServing on {api_url}; Ctrl-C to stop.")
