@@ -143,3 +143,28 @@ async def test_cluster_ids_derive_from_the_seed_item(redis: Redis, keys: Keys, s
     ids = await seed_items(redis, keys, topic_titles()[:3])
     await run_consumers([build_clusterer_consumer(settings, redis, keys)], lambda: drained(redis, keys))
     assert await redis.smembers(keys.clusters_all) == {cluster_id_for(i) for i in ids}
+
+
+async def test_lock_lost_after_the_vector_upsert_refuses_the_write_and_the_retry_recreates_the_same_clusters(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    ids = await seed_items(redis, keys, topic_titles())
+    consumer = build_clusterer_consumer(settings, redis, keys)
+    worker = consumer._handler  # the ClusterWorker
+    index = worker._index  # type: ignore[attr-defined]
+    real_upsert = index.upsert
+    stolen = asyncio.Event()
+
+    async def upsert_then_lose_the_lock(records: Sequence[object]) -> None:
+        await real_upsert(records)
+        if not stolen.is_set():
+            stolen.set()
+            await redis.set(keys.cluster_lock, "another-owner", px=300)  # expired and taken over
+
+    index.upsert = upsert_then_lose_the_lock
+    await run_consumers([consumer], lambda: drained(redis, keys))
+
+    assert stolen.is_set()
+    members = await assert_each_item_in_one_cluster(redis, keys, ids)
+    assert set(members) <= {cluster_id_for(i) for i in ids}
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]

@@ -15,7 +15,7 @@ async def seed_items(
     redis: Redis, keys: Keys, titles: Sequence[str], source: str = "manual", publish: bool = True
 ) -> list[str]:
     """Returns the new item ids in order; `publish=False` leaves them without an event."""
-    ids = []
+    ids: list[str] = []
     async with redis.pipeline(transaction=True) as pipe:
         for title in titles:
             item_id = item_id_for(source, f"ext-{len(ids)}-{title}", "")

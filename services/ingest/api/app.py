@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from services.ingest.api import (
+    routes_clusters,
     routes_events,
     routes_feedback,
     routes_github_config,
@@ -38,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     routes_reddit_config.router,
     routes_producer_requests.router,
     routes_github_config.router,
+    routes_clusters.router,
 ]
 
 
