@@ -108,7 +108,10 @@ class RedditClient:
 
     async def fetch(self, listing: Listing, etag: str | None) -> ListingPage:
         """Raises `ListingRefused`, or the last retryable failure once the retry policy gives up."""
-        response = await self._retry.call(lambda: self._attempt(listing, etag))
+        async def attempt() -> httpx.Response:
+            return await self._attempt(listing, etag)
+
+        response = await self._retry.call(attempt)
         if response.status_code == 304:
             return ListingPage(etag, not_modified=True)
         if not response.is_success:
