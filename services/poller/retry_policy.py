@@ -7,6 +7,7 @@ raised at once so the caller can skip that target for this round instead of hamm
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,9 +57,11 @@ class RetryPolicy:
     attempts: int = 5
     initial_backoff_seconds: float = 1.0
     max_wait_seconds: float = 64.0
+    jitter: float = 0.5  # up to this fraction of the backoff is added at random, so clients spread out
 
     def wait_seconds(self, state: RetryCallState) -> float:
         backoff = self.initial_backoff_seconds * 2 ** (state.attempt_number - 1)
+        backoff += random.uniform(0, self.jitter * backoff)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryableResponse) and error.retry_after is not None:
             return min(error.retry_after, self.max_wait_seconds)
