@@ -19,7 +19,7 @@ class Thresholds:
 
 DEFAULTS: dict[str, Thresholds] = {
     "minilm": Thresholds(join=0.70, merge=0.80),
-    "hashing": Thresholds(join=0.40, merge=0.55),
+    "hashing": Thresholds(join=0.50, merge=0.65),
     # Not benchmarked here (no network): Gemini cosines sit higher than MiniLM's.
     "gemini": Thresholds(join=0.80, merge=0.88),
 }
