@@ -7,7 +7,14 @@ from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.poller.conftest import REAL_SUBREDDITS, drained, fast_poller, poll_round, poller_settings
+from tests.poller.conftest import (
+    PRODUCER_KEY,
+    REAL_SUBREDDITS,
+    drained,
+    fast_poller,
+    poll_round,
+    poller_settings,
+)
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.reddit_server import RedditServer, fixture_children, reddit_error, too_many_requests
 
@@ -103,3 +110,19 @@ async def test_a_listing_that_keeps_failing_is_skipped_and_the_others_go_on(
     assert report.skipped.keys() == {"gaming/new"}
     assert report.handed_over == 1 and not report.complete
     assert set(await stored_reddit_items(redis, keys)) == {"58h5q4"}
+
+
+async def test_the_demo_round_fills_the_pipeline_from_the_bundled_listing(
+    api_settings: Settings, pipeline: Pipeline, redis: Redis, keys: Keys
+) -> None:
+    from services.poller.demo import demo_round
+
+    report = await demo_round(
+        pipeline.api_url,
+        use_reddit=False,
+        settings=api_settings.model_copy(update={"ingest_api_key": PRODUCER_KEY}),
+    )
+    await drained(pipeline)
+
+    assert report.complete and report.handed_over == 3
+    assert sorted(await stored_reddit_items(redis, keys)) == REAL_POST_IDS
