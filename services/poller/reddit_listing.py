@@ -108,6 +108,7 @@ class RedditClient:
 
     async def fetch(self, listing: Listing, etag: str | None) -> ListingPage:
         """Raises `ListingRefused`, or the last retryable failure once the retry policy gives up."""
+
         async def attempt() -> httpx.Response:
             return await self._attempt(listing, etag)
 
