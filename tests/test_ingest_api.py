@@ -377,7 +377,9 @@ async def test_stats_counts_sources_and_streams(api: httpx.AsyncClient, redis: R
     await redis.xgroup_create(keys.ingest_stream, INGEST_GROUP, "0")
     await redis.xreadgroup(INGEST_GROUP, "c1", {keys.ingest_stream: ">"}, count=1)
     await redis.xadd(keys.dead_letter_stream(keys.ingest_stream), {"x": "1"})
+    await redis.sadd(keys.clusters_all, "c-1", "c-2")
     stats = (await api.get("/stats")).json()
+    assert stats["clusters"] == {"total": 2}
     feedback = stats["feedback"]
     assert (feedback["total"], feedback["unclustered"]) == (2, 1)
     assert feedback["by_source"]["reddit"] == 1

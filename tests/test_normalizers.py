@@ -121,7 +121,7 @@ def test_reddit_invalid_payloads_name_the_field(payload: Any, reason: str) -> No
 
 def test_sentry_issue_webhook() -> None:
     issue = item("sentry", fixture("sentry/issue_created.json"))
-    assert issue.external_id == "FRONT-END-9"
+    assert issue.external_id == "1170820242"
     assert issue.title == "ReferenceError: blooopy is not defined"
     assert issue.body == "?(runner)"
     assert issue.created_at == datetime(2019, 8, 19, 20, 58, 37, 391000, tzinfo=UTC)
@@ -151,6 +151,7 @@ def test_sentry_event_alert_uses_exception_and_every_frame() -> None:
 def test_sentry_error_webhook() -> None:
     error = item("sentry", fixture("sentry/error_created.json"))
     assert error.external_id == "1170820242"
+    assert error.id == item("sentry", fixture("sentry/issue_created.json")).id, "one Sentry issue, one item"
     assert error.title == "ReferenceError: blooopy is not defined"
     assert error.body == "ReferenceError: blooopy is not defined\n\nStacktrace:\n  /runner:3"
     assert error.metadata["resource"] == "error"

@@ -188,6 +188,7 @@ class StreamConsumer:
             if not entries:
                 return
             cursor = entries[-1][0]
+            self.last_beat = time.monotonic()
             messages = await self._messages(entries, deliveries=0)
             if messages:
                 await self._handle(messages)

@@ -33,9 +33,10 @@ async def stats(request: Request) -> dict[str, Any]:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.feedback_created)
         pipe.scard(keys.unclustered)
+        pipe.scard(keys.clusters_all)
         for source in sources:
             pipe.zcard(keys.feedback_source(source))
-        total, unclustered, *counts = await pipe.execute()
+        total, unclustered, clusters, *counts = await pipe.execute()
     streams = [
         await stream_info(redis, stream, keys.dead_letter_stream(stream))
         for stream in (keys.ingest_stream, keys.new_item_stream)
@@ -46,5 +47,6 @@ async def stats(request: Request) -> dict[str, Any]:
             "unclustered": int(unclustered),
             "by_source": dict(zip(sources, map(int, counts), strict=True)),
         },
+        "clusters": {"total": int(clusters)},
         "streams": [asdict(info) for info in streams],
     }

@@ -2,7 +2,9 @@
 
 The shape tells the kind apart: platform webhooks nest everything under `data`, the legacy plugin
 puts the issue at the top level with the event under `event`. One issue's events share an item:
-the external id is the issue's short id, else its id, and only then the event id.
+the external id is the issue's id (present in issue, alert and error webhooks alike, whereas the
+short id the original preferred is only in issue webhooks, so one issue became two items), else its
+short id, and only then the event id.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class SentryReport:
 
     @property
     def external_id(self) -> str | None:
-        return self.issue.short_id or self.issue_id or self.event_value("event_id")
+        return self.issue_id or self.issue.short_id or self.event_value("event_id")
 
     def frame_lines(self) -> list[str]:
         """Frames of every exception (as the original); a legacy message event has a bare stacktrace."""
