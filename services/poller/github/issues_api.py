@@ -29,6 +29,7 @@ API_VERSION = "2022-11-28"
 USER_AGENT = "soulcaster-streams/0.1 (github-sync)"
 PAGE_SIZE = 100
 PRIMARY_LIMIT_KEY = "github"
+MAX_PAGES_PER_SYNC = 50  # 5,000 issues; the cursor keeps the rest for the next round, other repos go first
 
 
 class GitHubRequestFailed(Exception):
@@ -82,12 +83,12 @@ class GitHubIssues:
             yield IssuePage([], state.etag, not_modified=True)
             return
         etag = response.headers.get("etag")
-        while True:
+        for _ in range(MAX_PAGES_PER_SYNC):
             yield IssuePage(self._issues(response), etag)
             url = response.links.get("next", {}).get("url")
             if url is None:
                 return
-            response = await self._get(url, {}, None)
+            response = await self._get(url, None, None)
             etag = None
 
     @staticmethod
@@ -97,7 +98,8 @@ class GitHubIssues:
             raise GitHubRequestFailed(f"{response.request.url}: expected a JSON array of issues")
         return items
 
-    async def _get(self, url: str, params: dict[str, str], etag: str | None) -> httpx.Response:
+    async def _get(self, url: str, params: dict[str, str] | None, etag: str | None) -> httpx.Response:
+        """`params` None for a `Link` URL: it carries its own query, which any params would replace."""
         headers = {**self._headers, **({"If-None-Match": etag} if etag else {})}
 
         async def attempt() -> httpx.Response:
