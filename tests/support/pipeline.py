@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ class Pipeline:
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _server: uvicorn.Server | None = None
+    _serving: Future[None] | None = None
     _worker_stop: asyncio.Event | None = None
     _worker_task: asyncio.Future[None] | None = None
 
@@ -50,7 +52,7 @@ class Pipeline:
             create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self._server = uvicorn.Server(config)
-        asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
+        self._serving = asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
         deadline = time.monotonic() + 10
         while not self._server.started:
             assert time.monotonic() < deadline, "API did not start"
@@ -60,9 +62,8 @@ class Pipeline:
         if self._server is None:
             return
         self._server.should_exit = True
-        deadline = time.monotonic() + 10
-        while self._server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if self._serving is not None:
+            self._serving.result(10)
         self._server = None
 
     def stop(self) -> None:

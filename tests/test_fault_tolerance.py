@@ -1,0 +1,219 @@
+"""Delivery guarantees under faults, with real processes: the whole pipeline while things break.
+
+Two ingest workers and two clusterers run on one Redis (AOF, fsync always) while a producer posts
+feedback over HTTP. Mid-load one ingest worker and one clusterer are killed with SIGKILL, Redis is
+restarted, and the API is restarted. After the load drains, every accepted event produced exactly one
+item, every item is in exactly one cluster, nothing waits in `feedback:unclustered`, and the
+dead-letter streams hold exactly the deliberately bad events.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
+from tests.support.redis_server import RedisServer, free_port
+
+TOPICS = ["export to csv hangs", "login loop on safari", "please add dark mode", "app crashes on start"]
+
+
+@dataclass
+class Process:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "--log-level", "WARNING", *self.args],
+                env={**self.env, "CONSUMER_NAME": self.name},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self) -> int:
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return int(self.popen.returncode)
+
+
+@dataclass
+class Producer:
+    """Posts feedback like a real producer: retries until the API answers 202, remembers what it got."""
+
+    api_url: str
+    total: int
+    accepted: dict[str, str] = field(default_factory=dict)  # external id -> event id
+    stop_at: float = 0.0
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.api_url, timeout=5) as client:
+            for n in range(self.total):
+                external_id = f"fb-{n % (self.total * 3 // 4)}"  # a quarter are repeats
+                body = {
+                    "source": "manual",
+                    "external_id": external_id,
+                    "title": f"{TOPICS[n % len(TOPICS)]} (report {n})",
+                    "body": f"{TOPICS[n % len(TOPICS)]}: seen by customer {n}",
+                }
+                self.accepted[external_id] = self._post(client, body)
+
+    def _post(self, client: httpx.Client, body: dict[str, str]) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                response = client.post("/ingest/feedback", json=body)
+                if response.status_code == 202:
+                    return str(response.json()["event_id"])
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"the API never accepted {body['external_id']}")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    yield server
+    server.stop()
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def api_ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def drained(client: redis.Redis) -> bool:
+    keys = Keys()
+    for stream, group in ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP)):
+        groups = {g["name"]: g for g in client.xinfo_groups(stream)} if client.exists(stream) else {}
+        state = groups.get(group)
+        if not state or state["lag"] != 0 or state["pending"] != 0:
+            return False
+    return client.scard(keys.unclustered) == 0
+
+
+@pytest.mark.timeout(240)
+def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_restarts(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    keys = Keys()
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "EMBEDDER": "hashing",
+        "HEALTH_PORT": "0",
+        "READ_BLOCK_MS": "200",
+        "VISIBILITY_TIMEOUT_MS": "1500",
+        "MAX_BACKOFF_MS": "3000",
+        "RECLAIM_INTERVAL_MS": "300",
+        "MAX_DELIVERIES": "20",
+        "INGEST_BATCH_SIZE": "50",
+        "CLUSTERER_BATCH_SIZE": "16",
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def process(name: str, *args: str) -> Process:
+        return Process(name, list(args), env, logs / f"{name}.log")
+
+    api = process("api", "api", "--port", str(api_port)).start()
+    ingest = [process(f"ingest-{i}", "ingest-worker").start() for i in range(2)]
+    clusterers = [process(f"clusterer-{i}", "clusterer").start() for i in range(2)]
+    wait_for(lambda: api_ready(api_port), 30, "the API")
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    bad_ids = [
+        client.xadd(keys.ingest_stream, {"v": "1", "source": "manual", "payload": "{truncated"}),
+        client.xadd(keys.ingest_stream, {"v": "1", "source": "fax", "payload": "{}"}),
+    ]
+    producer = Producer(f"http://127.0.0.1:{api_port}", total=800)
+    load = threading.Thread(target=producer.run)
+    load.start()
+
+    wait_for(lambda: len(producer.accepted) > 150, 60, "the load to start")
+    ingest[0].kill()
+    clusterers[0].kill()
+    replacement = process("ingest-2", "ingest-worker").start()
+    wait_for(lambda: len(producer.accepted) > 350, 60, "more load")
+    redis_server.restart()
+    wait_for(lambda: len(producer.accepted) > 500, 60, "load after the Redis restart")
+    api.stop()
+    api = process("api-2", "api", "--port", str(api_port)).start()
+    load.join(120)
+    assert not load.is_alive()
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    wait_for(lambda: drained(client), 120, "both groups to drain")
+
+    # Every accepted event produced exactly one item (repeats of an external id are one item).
+    item_ids = set(client.zrange(keys.feedback_created, 0, -1))
+    assert len(item_ids) == len(producer.accepted)
+    stored_external = {client.hget(keys.feedback(i), "external_id") for i in item_ids}
+    assert stored_external == set(producer.accepted)
+    outcomes = [client.hget(keys.event_outcome(e), "status") for e in producer.accepted.values()]
+    assert set(outcomes) <= {"created", "duplicate"}
+    assert client.xlen(keys.new_item_stream) == len(item_ids), "each item announced once"
+
+    # Every item is in exactly one cluster, and the cluster keys agree with the items.
+    memberships: dict[str, list[str]] = {}
+    for cluster_id in client.smembers(keys.clusters_all):
+        for member in client.smembers(keys.cluster_items(cluster_id)):
+            memberships.setdefault(member, []).append(cluster_id)
+        assert int(client.hget(keys.cluster(cluster_id), "size")) == client.scard(
+            keys.cluster_items(cluster_id)
+        )
+    assert set(memberships) == item_ids
+    assert all(len(clusters) == 1 for clusters in memberships.values())
+    for item_id in item_ids:
+        fields = client.hmget(keys.feedback(item_id), ["clustered", "cluster_id"])
+        assert fields == ["true", memberships[item_id][0]]
+    assert client.scard(keys.unclustered) == 0
+
+    # Dead letters hold exactly the deliberately bad events.
+    dead = [fields["original_id"] for _, fields in client.xrange(keys.ingest_dlq)]
+    assert sorted(dead) == sorted(bad_ids)
+    assert client.xlen(keys.new_item_dlq) == 0
+
+    for worker in [*ingest[1:], replacement, *clusterers[1:]]:
+        assert worker.stop() == 0, (logs / f"{worker.name}.log").read_text()[-3000:]
+    # uvicorn shuts down gracefully, then re-raises the signal it caught, as a process should.
+    assert api.stop() in (0, -signal.SIGTERM)
+    client.close()
