@@ -15,6 +15,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--keep", action="store_true", help="keep the previous dev run's keys (default: clear them)"
     )
     dev.add_argument("--serve", action="store_true", help="keep the API and workers running afterwards")
+    dev.add_argument("--reddit", action="store_true", help="poll reddit.com, not a local Reddit-like server")
     dev.add_argument(
         "--data-dir", type=Path, default=Path(".soulcaster/redis"), help="local Redis data folder"
     )
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Started a local Redis at {settings.redis_url} (data in {args.data_dir})")
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_dev(settings, fresh=not args.keep, serve=args.serve))
+            asyncio.run(run_dev(settings, fresh=not args.keep, serve=args.serve, use_reddit=args.reddit))
     finally:
         if local_redis is not None:
             local_redis.terminate()

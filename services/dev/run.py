@@ -136,7 +136,16 @@ async def report(redis: Redis, keys: Keys) -> str:
     return "\n".join(lines)
 
 
-async def run_dev(settings: Settings, fresh: bool, serve: bool) -> None:
+async def poll_reddit_once(settings: Settings, api_url: str, use_reddit: bool) -> str:
+    """One poller round into the API: against a local Reddit-shaped server unless asked for reddit.com."""
+    from services.poller.demo import demo_round
+
+    round_report = await demo_round(api_url, use_reddit=use_reddit, settings=settings)
+    where = settings.reddit_base_url if use_reddit else "a local Reddit-shaped server"
+    return f"Reddit poller (one round against {where}): {round_report.handed_over} posts handed over"
+
+
+async def run_dev(settings: Settings, fresh: bool, serve: bool, use_reddit: bool = False) -> None:
     keys = Keys(settings.key_prefix)
     redis = connect(settings)
     try:
@@ -149,6 +158,7 @@ async def run_dev(settings: Settings, fresh: bool, serve: bool) -> None:
                 "Sample sent through the API:",
                 ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
             )
+            print(await poll_reddit_once(settings, api_url, use_reddit))
             async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
                 await wait_until_drained(redis, keys)
             print(await report(redis, keys))
