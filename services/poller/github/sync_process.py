@@ -7,9 +7,7 @@ keeps failing is logged and skipped until the next round; the others go on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Sequence
 
 import httpx
@@ -19,6 +17,7 @@ from services.poller.github.repo_sync import RepoSync
 from services.poller.github.repository import Repository
 from services.poller.github.state_store import SyncStateStore
 from services.poller.ingest_client import IngestApiClient, IngestApiRejected
+from services.poller.producer_loop import run_rounds
 from services.poller.requests_client import ProducerRequest, ProducerRequests
 from services.poller.retry_policy import RetryableResponse, RetryPolicy
 from shared.keys import GITHUB_SYNC_GROUP, GitHubSyncRequestField
@@ -26,8 +25,6 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_LONG_POLL_SECONDS = 20.0
-REQUESTS_UNAVAILABLE_PAUSE_SECONDS = 5.0
 SYNC_FAILURES = (GitHubRequestFailed, IngestApiRejected, RetryableResponse, httpx.HTTPError, ValueError)
 
 
@@ -37,7 +34,7 @@ class GitHubSyncProcess:
         repo_sync: RepoSync,
         repos: Sequence[Repository],
         interval_seconds: float,
-        requests: ProducerRequests | None = None,
+        requests: ProducerRequests,
     ) -> None:
         self._repo_sync = repo_sync
         self._repos = list(repos)
@@ -85,25 +82,7 @@ class GitHubSyncProcess:
 
     async def run_forever(self) -> None:
         """Rounds every interval, requests in between; cancel it to stop (state is always consistent)."""
-        while True:
-            await self.sync_all()
-            next_round = time.monotonic() + self._interval
-            while (remaining := next_round - time.monotonic()) > 0:
-                await self._serve_requests(min(remaining, MAX_LONG_POLL_SECONDS))
-
-    async def _serve_requests(self, wait_seconds: float) -> None:
-        """An unacked request (the ack failed, the process died) is handed out again later: harmless."""
-        if self._requests is None:
-            await asyncio.sleep(wait_seconds)
-            return
-        try:
-            requests = await self._requests.next(wait_seconds)
-            for request in requests:
-                await self._serve(request)
-            await self._requests.ack([request.id for request in requests])
-        except (IngestApiRejected, RetryableResponse, httpx.HTTPError) as exc:
-            log.warning("cannot reach sync requests on the API", extra={"error": repr(exc)})
-            await asyncio.sleep(min(wait_seconds, REQUESTS_UNAVAILABLE_PAUSE_SECONDS))
+        await run_rounds(self.sync_all, self._serve, self._requests, self._interval)
 
     async def _serve(self, request: ProducerRequest) -> None:
         try:
