@@ -50,6 +50,7 @@ class StreamConsumer:
         self._recent_dead: deque[float] = deque()
         self._paused = False
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._prefetch: asyncio.Task[list[StreamMessage]] | None = None
         self._next_housekeeping = 0.0
         self._next_reclaim = 0.0
         self.last_beat = time.monotonic()
@@ -110,9 +111,20 @@ class StreamConsumer:
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self._config.reclaim_interval_ms / 1000
             await self._reclaim()
-        messages = await self._read_new()
+        messages = await self._next_batch()
         if messages:
+            if self._config.max_in_flight > 1:
+                self._prefetch = asyncio.create_task(self._read_new())
             await self._submit(messages)
+
+    async def _next_batch(self) -> list[StreamMessage]:
+        """The batch read ahead, if any, else a fresh read.
+
+        Reading ahead matters because Redis serves one command at a time: a read sent after a
+        batch's write script would wait for it, while a read sent before the batch is handled is
+        answered while the client is still normalizing, so client and server work overlap."""
+        prefetch, self._prefetch = self._prefetch, None
+        return await prefetch if prefetch is not None else await self._read_new()
 
     async def _submit(self, messages: Sequence[StreamMessage]) -> None:
         """Handle a batch; with `max_in_flight` > 1 the next read and normalization overlap this
@@ -127,6 +139,11 @@ class StreamConsumer:
                 finished.result()
 
     async def _finish_in_flight(self) -> None:
+        """Entries already delivered to this consumer are handled before it exits, not left pending."""
+        if self._prefetch is not None:
+            messages = await self._next_batch()
+            if messages:
+                await self._submit(messages)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
