@@ -26,6 +26,7 @@ class PreparedEvent:
 
     entry_id: str
     source: str
+    request_id: str
     keys: list[str]
     arg: str
 
@@ -34,6 +35,7 @@ class PreparedEvent:
 class Applied:
     entry_id: str
     source: str
+    request_id: str
     status: str
     item_id: str
 
@@ -52,7 +54,7 @@ class EventWriter:
         outcome_key = self._keys.event_outcome(entry_id)
         if isinstance(result, Ignored):
             event = ["ignored", entry_id, "", "", 0, "", request_id, 0, 0, "", result.reason, {}]
-            return PreparedEvent(entry_id, "", [outcome_key, "", "", ""], json.dumps(event))
+            return PreparedEvent(entry_id, "", request_id, [outcome_key, "", "", ""], json.dumps(event))
         item = result.item
         dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
         source_key = self._keys.feedback_source(item.source)
@@ -72,7 +74,7 @@ class EventWriter:
             "" if result.create_if_new else "only updates a known item",
             fields,
         ]
-        return PreparedEvent(entry_id, item.source, keys, json.dumps(event, ensure_ascii=False))
+        return PreparedEvent(entry_id, item.source, request_id, keys, json.dumps(event, ensure_ascii=False))
 
     async def apply(self, events: Sequence[PreparedEvent], replay: bool = False) -> list[Applied]:
         """One script call for the batch. Raises on a script error; see `apply_each`.
@@ -85,7 +87,7 @@ class EventWriter:
             args.append(event.arg)
         replies = await self._script(keys=keys, args=args)
         return [
-            Applied(event.entry_id, event.source, status, item_id)
+            Applied(event.entry_id, event.source, event.request_id, status, item_id)
             for event, (status, item_id) in zip(events, replies, strict=True)
         ]
 

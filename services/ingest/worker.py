@@ -88,9 +88,14 @@ class IngestHandler:
 
 
 def record_outcomes(applied: Sequence[Applied]) -> None:
+    """Counts per source and outcome; per event at DEBUG, with the ids that trace it from the API."""
     counts = Counter((event.source or "none", event.status) for event in applied)
     for (source, status), count in counts.items():
         metrics.ingest_events_total.labels(source=source, outcome=status).inc(count)
+    if log.isEnabledFor(logging.DEBUG):
+        for event in applied:
+            trace = {"event_id": event.entry_id, "request_id": event.request_id, "feedback_id": event.item_id}
+            log.debug("ingest event %s", event.status, extra=trace)
 
 
 def build_ingest_consumer(
