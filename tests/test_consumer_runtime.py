@@ -275,3 +275,27 @@ async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
     assert length == 12
     pending = REGISTRY.get_sample_value("soulcaster_stream_group_pending", {"stream": STREAM, "group": GROUP})
     assert pending is not None and pending >= 0
+
+
+async def test_consumer_recreates_its_group_when_the_stream_is_deleted(redis: Redis) -> None:
+    await add(redis, 2)
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config(block_ms=500), handler)
+
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = time.monotonic() + 5
+        while len(handler.seen) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the consumer is now blocked in XREADGROUP
+        await redis.delete(STREAM)
+        await asyncio.sleep(0.3)
+        await redis.xadd(STREAM, {"n": "after"})
+        deadline = time.monotonic() + 5
+        while "after" not in handler.seen:
+            assert time.monotonic() < deadline and not task.done(), "consumer did not recover"
+            await asyncio.sleep(0.02)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 5)

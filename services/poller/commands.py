@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 from typing import TYPE_CHECKING
 
 from services.poller.reddit_listing import SORTS
@@ -45,16 +43,13 @@ def run_poller(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, subreddits: list[str], sorts: list[str], interval: float | None) -> int:
     import httpx
 
+    from services.poller.producer_loop import LoopHeartbeat, run_until_signalled
     from services.poller.reddit_process import RedditPoller
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
         poller = RedditPoller(settings, http, subreddit_flags=subreddits, sort_flags=sorts)
         if interval is None:
             return 0 if (await poller.poll_configured()).complete else 1
-        task = asyncio.ensure_future(poller.run_forever(interval))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        heartbeat = LoopHeartbeat()
+        await run_until_signalled(poller.run_forever(interval, heartbeat), settings, heartbeat)
         return 0

@@ -14,7 +14,7 @@ import httpx
 
 from services.poller.handover_memory import HandoverMemory
 from services.poller.ingest_client import IngestApiClient
-from services.poller.producer_loop import run_rounds
+from services.poller.producer_loop import LoopHeartbeat, run_rounds
 from services.poller.reddit_auth import RedditAppAuth
 from services.poller.reddit_listing import Listing, RedditClient
 from services.poller.reddit_round import RedditRound, RoundReport
@@ -84,8 +84,8 @@ class RedditPoller:
         sorts = (await self.targets()).sorts
         return await self._round.run([Listing(name, sort) for name in subreddits for sort in sorts])
 
-    async def run_forever(self, interval_seconds: float) -> None:
-        await run_rounds(self.poll_configured, self.serve, self._requests, interval_seconds)
+    async def run_forever(self, interval_seconds: float, heartbeat: LoopHeartbeat) -> None:
+        await run_rounds(self.poll_configured, self.serve, self._requests, interval_seconds, heartbeat)
 
 
 def _reddit_client(

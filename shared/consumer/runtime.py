@@ -92,9 +92,9 @@ class StreamConsumer:
             try:
                 await self._step()
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                if not group_vanished(exc):
                     raise
-                log.warning("consumer group vanished; recreating it", extra=self._labels)
+                log.warning("stream or group vanished; recreating it", extra=self._labels)
                 await self.ensure_group()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis unavailable: %s", exc, extra=self._labels)
@@ -305,6 +305,13 @@ class StreamConsumer:
             await self._redis.set(self._config.paused_key, reason)
             self._paused = True
             log.error("circuit breaker open: group paused", extra={**self._labels, "reason": reason})
+
+
+def group_vanished(error: ResponseError) -> bool:
+    """The stream or its group was deleted (evicted, flushed, an operator's DEL): NOGROUP on a read,
+    UNBLOCKED for a read that was blocked when it went. Recreating the group resumes consumption."""
+    text = str(error)
+    return text.startswith("NOGROUP") or text.startswith("UNBLOCKED")
 
 
 async def run_until_stopped(consumer: StreamConsumer) -> None:

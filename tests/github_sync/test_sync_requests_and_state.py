@@ -10,6 +10,7 @@ import httpx
 from redis.asyncio import Redis
 
 from services.poller.github.sync_process import GitHubSyncProcess
+from services.poller.producer_loop import LoopHeartbeat
 from shared.keys import GITHUB_SYNC_GROUP, Keys
 from shared.settings import Settings
 from tests.github_sync.conftest import ADMIN_KEY, NOMER, PROBOT, TINY_RETRY, sync_round
@@ -39,7 +40,7 @@ async def test_admin_sync_request_is_served_promptly_by_a_running_sync_process(
         # A short interval keeps each long poll short, so the API can shut down soon after the test;
         # NOMER is not configured, so only the request can make the process sync it.
         process = GitHubSyncProcess.from_settings(sync_settings, http, [PROBOT], 2.0, TINY_RETRY)
-        running = asyncio.create_task(process.run_forever())
+        running = asyncio.create_task(process.run_forever(LoopHeartbeat()))
         try:
             await eventually(lambda: len(github.listing_requests(str(PROBOT))) >= 3, "first round")
             assert github.listing_requests(str(NOMER)) == []

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.poller.ingest_client import IngestApiClient
-from services.poller.producer_loop import serve_requests
+from services.poller.producer_loop import LoopHeartbeat, serve_requests
 from services.poller.reddit_targets import resolve_targets
 from services.poller.requests_client import ProducerRequests
 from shared.keys import Keys
@@ -159,7 +159,7 @@ async def test_a_looping_poller_wakes_early_for_a_request(
             f"{pipeline.api_url}/config/reddit/subreddits", json={"subreddits": ["gifs"]}, headers=ADMIN
         )
         poller = fast_poller(polling, http)
-        loop = asyncio.ensure_future(poller.run_forever(interval_seconds=3600))
+        loop = asyncio.ensure_future(poller.run_forever(3600, LoopHeartbeat()))
         await until(listing_requests(reddit, 2))  # the first round: gifs new + hot
         await http.post(
             f"{pipeline.api_url}/admin/trigger-poll", json={"subreddits": ["gaming"]}, headers=ADMIN

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ import uvicorn
 from shared.keys import INGEST_GROUP, Keys
 from shared.settings import Settings
 from tests.support.redis_server import free_port
+
+GRACEFUL_STOP_SECONDS = 3
 
 
 @dataclass
@@ -63,7 +66,11 @@ class Pipeline:
             return
         self._server.should_exit = True
         if self._serving is not None:
-            self._serving.result(10)
+            try:
+                self._serving.result(GRACEFUL_STOP_SECONDS)
+            except FutureTimeout:
+                self._server.force_exit = True  # an open long-poll would hold a graceful stop
+                self._serving.result(10)
         self._server = None
 
     def stop(self) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -54,14 +52,12 @@ async def _run(settings: Settings, repos: list[Repository], interval: float, *, 
     import httpx
 
     from services.poller.github.sync_process import GitHubSyncProcess
+    from services.poller.producer_loop import LoopHeartbeat, run_until_signalled
 
     async with httpx.AsyncClient(timeout=30.0) as http:
         process = GitHubSyncProcess.from_settings(settings, http, repos, interval)
         if once:
             return 1 if await process.sync_all() else 0
-        loop_task = asyncio.create_task(process.run_forever())
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, loop_task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
+        heartbeat = LoopHeartbeat()
+        await run_until_signalled(process.run_forever(heartbeat), settings, heartbeat)
         return 0

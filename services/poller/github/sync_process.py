@@ -17,7 +17,7 @@ from services.poller.github.repo_sync import RepoSync
 from services.poller.github.repository import Repository
 from services.poller.github.state_store import SyncStateStore
 from services.poller.ingest_client import IngestApiClient, IngestApiRejected
-from services.poller.producer_loop import run_rounds
+from services.poller.producer_loop import LoopHeartbeat, run_rounds
 from services.poller.requests_client import ProducerRequest, ProducerRequests
 from services.poller.retry_policy import RetryableResponse, RetryPolicy
 from shared.keys import GITHUB_SYNC_GROUP, GitHubSyncRequestField
@@ -80,9 +80,9 @@ class GitHubSyncProcess:
         )
         return True
 
-    async def run_forever(self) -> None:
+    async def run_forever(self, heartbeat: LoopHeartbeat) -> None:
         """Rounds every interval, requests in between; cancel it to stop (state is always consistent)."""
-        await run_rounds(self.sync_all, self._serve, self._requests, self._interval)
+        await run_rounds(self.sync_all, self._serve, self._requests, self._interval, heartbeat)
 
     async def _serve(self, request: ProducerRequest) -> None:
         try:
