@@ -88,7 +88,8 @@ def test_merge_plan_joins_close_centroids_without_chaining() -> None:
             seed_cluster("c", c, "y", "t"),
         )
     }
-    states[seed_cluster("a", a, "x", "t").id].size = 3
+    heavier = states[seed_cluster("a", a, "x", "t").id]
+    heavier.total, heavier.size = 3 * a, 3  # three identical members
     groups = plan_merges(states, {(x, y) for x in states for y in states if x < y}, threshold=0.85)
     assert len(groups) == 1
     merged = groups[0]

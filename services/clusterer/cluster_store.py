@@ -16,7 +16,7 @@ from services.clusterer.merging import MergeGroup
 from services.clusterer.summarizers.base import ClusterLabel
 from services.clusterer.vector_index.base import Match
 from shared.clusters import NEW_STATUS, ClusterField
-from shared.keys import Keys
+from shared.keys import SCHEMA_VERSION, Keys, NewItemField
 
 _SCRIPTS = Path(__file__).with_name("scripts")
 _STATE_FIELDS = [
@@ -60,6 +60,7 @@ class ClusterStore:
         self._write = redis.register_script((_SCRIPTS / "write_assignment.lua").read_text())
         self._merge = redis.register_script((_SCRIPTS / "merge_clusters.lua").read_text())
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
+        self._unassign = redis.register_script((_SCRIPTS / "unassign_items.lua").read_text())
 
     async def load(self, cluster_ids: Iterable[str]) -> dict[str, ClusterState]:
         """States of the clusters that still exist, in one round trip."""
@@ -162,6 +163,40 @@ class ClusterStore:
         }
         moved: list[list[str]] = await self._merge(keys=self._collection_keys(), args=[json.dumps(doc)])
         return moved
+
+    async def unassign(
+        self,
+        token: str,
+        removed: dict[str, list[str]],
+        shrunk: dict[str, ClusterState],
+        item_ids: list[str],
+        now: str,
+    ) -> tuple[int, int]:
+        """Take `removed[cluster]` out of each cluster (deleting those left empty; `shrunk` holds the
+        recomputed state of the others) and re-enqueue `item_ids`. Returns (re-enqueued, deleted)."""
+        doc = {
+            "token": token,
+            "feedback_prefix": self._keys.feedback(""),
+            "version": SCHEMA_VERSION,
+            "event_fields": {
+                "version": NewItemField.VERSION,
+                "id": NewItemField.ID,
+                "source": NewItemField.SOURCE,
+                "created_at": NewItemField.CREATED_AT,
+            },
+            "clusters": [
+                {
+                    **self._ref(cluster_id),
+                    "remove": items,
+                    "fields": _state_fields(shrunk[cluster_id], now) if cluster_id in shrunk else {},
+                }
+                for cluster_id, items in removed.items()
+            ],
+            "items": item_ids,
+        }
+        keys = [*self._collection_keys(), self._keys.unclustered, self._keys.new_item_stream]
+        requeued, deleted = await self._unassign(keys=keys, args=[json.dumps(doc)])
+        return int(requeued), int(deleted)
 
     async def set_label(self, cluster_id: str, label: ClusterLabel) -> None:
         await self._set_label(keys=[self._keys.cluster(cluster_id)], args=[label.title, label.summary])

@@ -1,5 +1,6 @@
 """`soulcaster clusterer` (one consumer of the `clusterer` group, sweeping now and then) and
-`soulcaster sweep` (one sweep, for operators and cron jobs)."""
+`soulcaster sweep` (one sweep, for operators and cron jobs) and `soulcaster recluster` (hand items
+back to the clusterer after a model or threshold change)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     clusterer.set_defaults(handler=run_clusterer)
     sweep = commands.add_parser("sweep", help="re-enqueue unclustered items that have no pending event")
     sweep.set_defaults(handler=run_sweep)
+    recluster = commands.add_parser(
+        "recluster", help="re-enqueue items for clustering (new model or thresholds)"
+    )
+    chosen = recluster.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--all", action="store_true", help="every item; rebuilds every cluster")
+    chosen.add_argument("--source", help="only the items of this source (reddit, github, ...)")
+    recluster.set_defaults(handler=run_recluster)
 
 
 def run_clusterer(args: argparse.Namespace) -> int:
@@ -85,4 +93,35 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"re-enqueued {result.requeued}, dropped {result.dropped} missing items")
 
     asyncio.run(sweep_once())
+    return 0
+
+
+def run_recluster(args: argparse.Namespace) -> int:
+    from services.clusterer.lock import RedisLock
+    from services.clusterer.providers import build_embedder, build_vector_index
+    from services.clusterer.recluster import Reclusterer
+    from shared.keys import Keys
+    from shared.redis_connection import connect
+    from shared.settings import get_settings
+
+    async def recluster() -> None:
+        settings = get_settings()
+        redis = connect(settings)
+        keys = Keys(settings.key_prefix)
+        lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
+        try:
+            if args.all:
+                result = await Reclusterer(redis, keys, lock).recluster_all()
+            else:
+                embedder = build_embedder(settings)
+                index = build_vector_index(settings, redis, keys, embedder)
+                result = await Reclusterer(redis, keys, lock, embedder, index).recluster_source(args.source)
+        finally:
+            await redis.aclose()
+        print(
+            f"re-enqueued {result.requeued} items; deleted {result.clusters_deleted} clusters, "
+            f"shrank {result.clusters_shrunk}"
+        )
+
+    asyncio.run(recluster())
     return 0

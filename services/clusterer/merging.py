@@ -1,16 +1,19 @@
-"""The merge pass: join clusters whose centroids have become close (pure numpy, no I/O).
+"""The merge pass: join clusters whose members have become close (pure numpy, no I/O).
 
 Online assignment over-splits (each real issue shows up as several clusters, 5-7x on labelled
 sets) because early items seed clusters before the topic's centre is known. Merging is greedy
-centroid linkage: the closest pair first, and every later pair is re-checked against the merged
-centroids, so a chain A~B~C never merges A with a distant C.
+AVERAGE LINKAGE: the score of two clusters is the mean cosine over every pair of their members,
+which for unit vectors is the dot product of the two mean vectors (sum_a . sum_b / (n_a n_b)), so
+it needs no item vectors. Unlike the cosine of the centroid directions, it counts how spread out
+a cluster is: a large generic cluster has a short mean vector and stops absorbing its neighbours
+(centroid-direction merging cost 0.1-0.2 ARI on Banking77 that way). The closest pair goes first
+and every later pair is re-scored against the merged clusters, so A~B~C never merges a distant A
+and C.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 
 from services.clusterer.assignment import ClusterState
 
@@ -24,9 +27,9 @@ class MergeGroup:
     state: ClusterState
 
 
-def _unit(total: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(total))
-    return total / norm if norm > 0 else total
+def average_linkage(a: ClusterState, b: ClusterState) -> float:
+    """Mean cosine over all member pairs of `a` and `b` (members are unit vectors)."""
+    return float(a.total @ b.total) / max(a.size * b.size, 1)
 
 
 def plan_merges(
@@ -37,14 +40,14 @@ def plan_merges(
     owner = {cid: cid for cid in states}
     absorbed: dict[str, list[str]] = {}
     scored = sorted(
-        ((float(_unit(work[a].total) @ _unit(work[b].total)), a, b) for a, b in pairs if a != b),
+        ((average_linkage(work[a], work[b]), a, b) for a, b in pairs if a != b),
         reverse=True,
     )
     for _, a, b in scored:
         root_a, root_b = _root(owner, a), _root(owner, b)
         if root_a == root_b:
             continue
-        if float(_unit(work[root_a].total) @ _unit(work[root_b].total)) < threshold:
+        if average_linkage(work[root_a], work[root_b]) < threshold:
             continue
         target, source = _target_first(work[root_a], work[root_b])
         work[target.id].absorb(source)

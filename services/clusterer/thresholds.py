@@ -14,11 +14,11 @@ from shared.settings import Settings
 @dataclass(frozen=True)
 class Thresholds:
     join: float  # raw cosine item -> cluster centroid needed to join
-    merge: float  # raw cosine centroid -> centroid needed to merge two clusters; <= 0 disables merging
+    merge: float  # average linkage (mean member-pair cosine) needed to merge two clusters; <= 0: never
 
 
 DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.70, merge=0.80),
+    "minilm": Thresholds(join=0.70, merge=0.65),
     "hashing": Thresholds(join=0.50, merge=0.65),
     # Not benchmarked here (no network): Gemini cosines sit higher than MiniLM's.
     "gemini": Thresholds(join=0.80, merge=0.88),

@@ -39,6 +39,11 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def embedding_text(item: FeedbackItem) -> str:
+    """The text an item is embedded from; re-clustering must reproduce exactly the same vector."""
+    return clustering_text(item.title, item.body or item.raw_text or "")
+
+
 @dataclass(frozen=True)
 class ClusteringOptions:
     thresholds: Thresholds
@@ -103,7 +108,7 @@ class ClusterWorker:
         return items, broken
 
     async def _cluster(self, items: list[FeedbackItem]) -> None:
-        texts = [clustering_text(item.title, item.body or item.raw_text or "") for item in items]
+        texts = [embedding_text(item) for item in items]
         vectors = await asyncio.to_thread(self._embedder.embed, texts)
         now = datetime.now(UTC).isoformat()
         async with self._lock.held(self._options.lock_wait_seconds) as token:
