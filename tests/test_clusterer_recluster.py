@@ -84,8 +84,8 @@ async def test_recluster_one_source_shrinks_shared_clusters_exactly(
         assert int(fields["size"]) == len(members) and fields["central_item"] in members
 
     await cluster_everything(redis, keys, settings)
-    members = await assert_each_item_in_one_cluster(redis, keys, manual + reddit)
-    assert sorted(len(m) for m in members.values()) == [5, 5, 5]
+    final = await assert_each_item_in_one_cluster(redis, keys, manual + reddit)
+    assert sorted(len(m) for m in final.values()) == [5, 5, 5]
 
 
 def test_average_linkage_keeps_a_loose_cluster_from_absorbing_a_tight_neighbour() -> None:
