@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from redis.asyncio import Redis
 
@@ -17,6 +19,7 @@ from shared.settings import Settings
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
 from tests.support.feedback_seed import seed_items, topic_titles
 from tests.test_clusterer_worker import drained, run_consumers
+from tests.test_operator_commands import soulcaster
 
 
 async def seed_indexed(redis: Redis, keys: Keys, titles: list[str], source: str) -> list[str]:
@@ -103,3 +106,18 @@ def test_average_linkage_keeps_a_loose_cluster_from_absorbing_a_tight_neighbour(
     twin = seed_cluster("twin", diagonal, "x", "t")
     merged = plan_merges({tight.id: tight, twin.id: twin}, {(tight.id, twin.id)}, threshold=0.8)
     assert [g.state.size for g in merged] == [2]
+
+
+async def test_recluster_command_requeues_everything_and_requires_a_scope(
+    redis: Redis, keys: Keys, settings: Settings, redis_url: str
+) -> None:
+    ids = await seed_indexed(redis, keys, topic_titles(), "manual")
+    await cluster_everything(redis, keys, settings)
+
+    result = await asyncio.to_thread(soulcaster, redis_url, "recluster", "--all")
+    assert result.returncode == 0, result.stderr
+    assert f"re-enqueued {len(ids)} items; deleted 3 clusters" in result.stdout
+    assert await redis.smembers(keys.unclustered) == set(ids)
+
+    unscoped = await asyncio.to_thread(soulcaster, redis_url, "recluster")
+    assert unscoped.returncode == 2 and "one of the arguments --all --source is required" in unscoped.stderr
