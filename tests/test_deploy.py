@@ -296,6 +296,19 @@ def test_consumer_probes_use_the_health_server_paths_and_port(
             assert ports[app[probe]["httpGet"]["port"]] == health_port, f"{name} {probe}"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_producer_liveness_uses_their_health_server(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    health_port = pod_settings(docs).health_port
+    for name, deployment in deployments(docs, "producer").items():
+        app = container(deployment)
+        ports = {port["name"]: port["containerPort"] for port in app["ports"]}
+        assert app["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH, name
+        assert ports[app["livenessProbe"]["httpGet"]["port"]] == health_port, name
+
+
 async def test_the_health_server_answers_the_probe_paths_the_manifests_use(
     rendered: dict[str, list[Manifest]],
 ) -> None:
@@ -575,13 +588,9 @@ def test_compose_health_checks_hit_the_health_server_and_api_paths(
     services = compose_app_services()
     api_port = parsed_command_line(services["api"]["command"]).port
     api_readiness = container(deployments(rendered["prod"])["api"])["readinessProbe"]["httpGet"]["path"]
-    expected = {
-        "api": f"http://127.0.0.1:{api_port}{api_readiness}",
-        "ingest-worker": f"http://127.0.0.1:{services['ingest-worker']['environment']['HEALTH_PORT']}{LIVENESS_PATH}",
-        "clusterer": f"http://127.0.0.1:{services['clusterer']['environment']['HEALTH_PORT']}{LIVENESS_PATH}",
-        "poller": f"http://api:{api_port}{api_readiness}",
-        "github-sync": f"http://api:{api_port}{api_readiness}",
-    }
+    expected = {"api": f"http://127.0.0.1:{api_port}{api_readiness}"}
+    for name in ("ingest-worker", "clusterer", "poller", "github-sync"):
+        expected[name] = f"http://127.0.0.1:{services[name]['environment']['HEALTH_PORT']}{LIVENESS_PATH}"
     urls = {}
     for name, service in services.items():
         url = re.search(r"http://[\w.]+:\d+/\w+", " ".join(service["healthcheck"]["test"]))
