@@ -14,7 +14,9 @@ import pytest
 from tests.support.redis_server import free_port
 
 
-@pytest.mark.parametrize("command", [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"]])
+@pytest.mark.parametrize(
+    "command", [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"], ["github-sync"]]
+)
 def test_loop_mode_serves_health_and_exits_on_sigterm(command: list[str]) -> None:
     health_port = free_port()
     env = {

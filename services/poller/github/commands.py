@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from services.poller.github.repository import Repository
     from shared.settings import Settings
+
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,9 +45,12 @@ def run_github_sync(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"github-sync: {exc}", file=sys.stderr)
         return 2
-    if not repos:
+    if not repos and args.once:
         print("github-sync: no repositories (set GITHUB_REPOS or pass --repo owner/repo)", file=sys.stderr)
         return 2
+    if not repos:
+        # In loop mode it still serves `POST /admin/github-sync` requests, which name the repository.
+        log.warning("no repositories configured; serving sync requests only")
     interval = settings.github_sync_interval_seconds if args.interval is None else args.interval
     return asyncio.run(_run(settings, repos, interval, once=args.once))
 
