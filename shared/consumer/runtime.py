@@ -262,9 +262,11 @@ class StreamConsumer:
             return
         async with self._redis.pipeline(transaction=True) as pipe:
             if done:
-                ids = [m.id for m in done]
-                pipe.xack(self._config.stream, self._config.group, *ids)
-                pipe.hdel(self._config.errors_key, *ids)
+                pipe.xack(self._config.stream, self._config.group, *[m.id for m in done])
+                # Only an entry delivered before (or of unknown history) can have an error on record.
+                retried = [m.id for m in done if m.deliveries != 1]
+                if retried:
+                    pipe.hdel(self._config.errors_key, *retried)
             if transient:
                 pipe.hset(self._config.errors_key, mapping=transient)
             await pipe.execute()
