@@ -157,7 +157,12 @@ class Keys:
     @property
     def consumed_streams(self) -> tuple[str, ...]:
         """Every stream a consumer group reads: what the janitor trims and `soulcaster streams` shows."""
-        return (self.ingest_stream, self.new_item_stream, self.poll_requests_stream, self.github_sync_requests_stream)
+        return (
+            self.ingest_stream,
+            self.new_item_stream,
+            self.poll_requests_stream,
+            self.github_sync_requests_stream,
+        )
 
     def dead_letter_stream(self, stream: str) -> str:
         return f"{stream}:dlq"
