@@ -165,13 +165,7 @@ def run_export(args: argparse.Namespace) -> int:
     async def export(redis: Redis, keys: Keys, settings: Settings) -> int:
         return await export_range(redis, stream_named(keys, args.stream), sys.stdout, args.start, args.end)
 
-    try:
-        count = with_redis(export)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    print(f"exported {count} entries", file=sys.stderr)
-    return 0
+    return run_counted(export, "exported")
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -182,10 +176,15 @@ def run_import(args: argparse.Namespace) -> int:
     async def load(redis: Redis, keys: Keys, settings: Settings) -> int:
         return await import_lines(redis, stream_named(keys, args.stream), source)
 
+    return run_counted(load, "imported")
+
+
+def run_counted(job: Callable[[Redis, Keys, Settings], Awaitable[int]], verb: str) -> int:
+    """A job that moves entries: its count on stderr (stdout may carry data); bad input exits 2."""
     try:
-        count = with_redis(load)
+        count = with_redis(job)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"imported {count} entries", file=sys.stderr)
+    print(f"{verb} {count} entries", file=sys.stderr)
     return 0
