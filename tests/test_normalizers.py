@@ -238,6 +238,10 @@ def test_github_edits_and_reopens_update_in_place(action: str) -> None:
     assert (result.update_existing, result.create_if_new) == (True, True)
     opened = item("github", fixture("github/issues_opened.json"))
     assert result.item.id == opened.id, "the same issue maps to the same item"
+    updated_at = fixture(f"github/issues_{action}.json")["issue"]["updated_at"]
+    assert result.revision == datetime.fromisoformat(updated_at).timestamp(), (
+        "stale updates are refused by it"
+    )
 
 
 def test_github_closed_delivery_only_updates_a_known_item() -> None:

@@ -108,7 +108,7 @@ def normalize_github(payload: Any, context: EventContext) -> NormalizeResult:
         return Ignored(f"issue {parsed.action}")
     repo = repo_of(issue, parsed.repository)
     if parsed.action == "opened" and not issue.is_pull_request:
-        return Normalized(issue_item(issue, repo, context))
+        return Normalized(issue_item(issue, repo, context), revision=revision_of(issue))
     return _refresh(issue, repo, context)
 
 
@@ -116,8 +116,16 @@ def _refresh(issue: GitHubIssue, repo: str | None, context: EventContext) -> Nor
     if issue.is_pull_request:
         return Ignored("pull request")
     return Normalized(
-        issue_item(issue, repo, context), update_existing=True, create_if_new=issue.state == "open"
+        issue_item(issue, repo, context),
+        update_existing=True,
+        create_if_new=issue.state == "open",
+        revision=revision_of(issue),
     )
+
+
+def revision_of(issue: GitHubIssue) -> float | None:
+    """GitHub's `updated_at`: a late webhook or an old sync page never rolls a newer issue back."""
+    return issue.updated_at.timestamp() if issue.updated_at else None
 
 
 def repo_of(issue: GitHubIssue, repository: GitHubRepository | None) -> str | None:
