@@ -89,6 +89,7 @@ class ClusterWorker:
                 failures[entry_id] = PermanentError(broken[item_id])
         if items:
             await self._cluster(items)
+        trace_items(messages, failures)
         return failures
 
     async def _hydrate(self, item_ids: Sequence[str]) -> tuple[list[FeedbackItem], dict[str, str]]:
@@ -204,6 +205,23 @@ class ClusterWorker:
                 log.exception("summarizer failed; keeping the previous label", extra={"cluster_id": state.id})
                 continue
             await self._store.set_label(state.id, label)
+
+
+def trace_items(messages: Sequence[StreamMessage], failures: Failures) -> None:
+    """Per item at DEBUG, with the ingest event and request ids that trace it back to the API."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    for message in messages:
+        fields = message.fields
+        log.debug(
+            "new-item event %s",
+            "failed" if message.id in failures else "handled",
+            extra={
+                "feedback_id": fields.get(NewItemField.ID, ""),
+                "event_id": fields.get(NewItemField.EVENT_ID, ""),
+                "request_id": fields.get(NewItemField.REQUEST_ID, ""),
+            },
+        )
 
 
 def build_cluster_worker(
