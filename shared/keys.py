@@ -168,9 +168,11 @@ class Keys:
         return f"{stream}:dlq"
 
     # consumer runtime bookkeeping
-    def event_outcome(self, entry_id: str) -> str:
-        """What became of one ingest entry, for `GET /ingest/events/{id}`."""
-        return self._k(f"ingest:event:{entry_id}")
+    def event_outcomes(self, entry_id: str) -> str:
+        """The hour's hash of what became of ingest entries (field: the entry id), for `GET
+        /ingest/events/{id}`: one field per event, expiring an hour at a time, not a key per event."""
+        hour = int(entry_id.split("-", 1)[0]) // 3_600_000
+        return self._k(f"ingest:events:{hour}")
 
     def last_errors(self, stream: str, group: str) -> str:
         """The last failure per pending entry, so a dead letter can say why it died."""

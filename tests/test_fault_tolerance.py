@@ -9,6 +9,7 @@ dead-letter streams hold exactly the deliberately bad events.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,7 +189,9 @@ def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_resta
     assert len(item_ids) == len(producer.accepted)
     stored_external = {client.hget(keys.feedback(i), "external_id") for i in item_ids}
     assert stored_external == set(producer.accepted)
-    outcomes = [client.hget(keys.event_outcome(e), "status") for e in producer.accepted.values()]
+    outcomes = [
+        json.loads(client.hget(keys.event_outcomes(e), e))["status"] for e in producer.accepted.values()
+    ]
     assert set(outcomes) <= {"created", "duplicate"}
     assert client.xlen(keys.new_item_stream) == len(item_ids), "each item announced once"
 

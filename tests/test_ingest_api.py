@@ -292,23 +292,19 @@ async def test_event_status_pending_then_recorded_outcomes(
     event_id = (await api.post("/ingest/manual", json={"text": "x"})).json()["event_id"]
     pending = await api.get(f"/ingest/events/{event_id}")
     assert pending.json() == {"event_id": event_id, "status": "pending"}
-    await redis.hset(
-        keys.event_outcome(event_id),
-        mapping={OutcomeField.STATUS: Outcome.CREATED, OutcomeField.FEEDBACK_ID: "f-1"},
-    )
+    created = {OutcomeField.STATUS: Outcome.CREATED, OutcomeField.FEEDBACK_ID: "f-1"}
+    await redis.hset(keys.event_outcomes(event_id), event_id, json.dumps(created))
     assert (await api.get(f"/ingest/events/{event_id}")).json() == {
         "event_id": event_id,
         "status": "created",
         "feedback_id": "f-1",
     }
-    await redis.hset(
-        keys.event_outcome("1-1"),
-        mapping={
-            OutcomeField.STATUS: Outcome.DEAD_LETTERED,
-            OutcomeField.ERROR: "bad",
-            OutcomeField.DEAD_LETTER_ID: "9-9",
-        },
-    )
+    dead_lettered = {
+        OutcomeField.STATUS: Outcome.DEAD_LETTERED,
+        OutcomeField.ERROR: "bad",
+        OutcomeField.DEAD_LETTER_ID: "9-9",
+    }
+    await redis.hset(keys.event_outcomes("1-1"), "1-1", json.dumps(dead_lettered))
     dead = (await api.get("/ingest/events/1-1")).json()
     assert (dead["status"], dead["error"], dead["dead_letter_id"]) == ("dead_lettered", "bad", "9-9")
     assert (await api.get("/ingest/events/2-2")).status_code == 404

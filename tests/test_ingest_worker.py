@@ -11,6 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.ingest.normalized import EventContext, Ignored, InvalidPayload, Normalized, NormalizeResult
+from services.ingest.outcomes import read_outcome
 from services.ingest.worker import build_ingest_consumer
 from shared.consumer import StreamConsumer, StreamMessage
 from shared.keys import INGEST_GROUP, Keys
@@ -93,7 +94,7 @@ async def test_each_event_becomes_one_item_with_indexes_and_announcement(
     await drain([consumer_for(settings, redis)], redis)
 
     keys = Keys()
-    outcome = await redis.hgetall(keys.event_outcome(entry_id))
+    outcome = await read_outcome(redis, Keys(), entry_id)
     assert outcome["status"] == "created"
     stored = FeedbackItem.from_hash(await redis.hgetall(keys.feedback(outcome["feedback_id"])))
     assert stored.body == "the export button does nothing"
@@ -122,8 +123,8 @@ async def test_same_external_id_from_two_events_is_stored_once(redis: Redis, set
     first, second = await publish(redis, {"ref": "n-7", "text": "slow"}, {"ref": "n-7", "text": "slow again"})
     await drain([consumer_for(settings, redis)], redis)
     keys = Keys()
-    assert (await redis.hgetall(keys.event_outcome(first)))["status"] == "created"
-    duplicate = await redis.hgetall(keys.event_outcome(second))
+    assert (await read_outcome(redis, keys, first))["status"] == "created"
+    duplicate = await read_outcome(redis, Keys(), second)
     assert duplicate["status"] == "duplicate"
     assert await item_state(redis) == {"created": 1, "by_source": 1, "unclustered": 1, "announced": 1}
 
@@ -164,7 +165,7 @@ async def test_stale_update_never_rolls_an_item_back(redis: Redis, settings: Set
     keys = Keys()
     item_id = await redis.get(keys.feedback_external("note", "n-4"))
     assert await redis.hget(keys.feedback(item_id), "body") == "v3"
-    assert (await redis.hgetall(keys.event_outcome(stale)))["reason"] == "older than the stored revision"
+    assert (await read_outcome(redis, Keys(), stale))["reason"] == "older than the stored revision"
 
 
 async def test_update_about_an_unknown_item_that_only_updates_is_not_stored(
@@ -172,14 +173,14 @@ async def test_update_about_an_unknown_item_that_only_updates_is_not_stored(
 ) -> None:
     [entry_id] = await publish(redis, {"ref": "n-5", "text": "old closed issue", "action": "closed"})
     await drain([consumer_for(settings, redis)], redis)
-    assert (await redis.hgetall(Keys().event_outcome(entry_id)))["status"] == "ignored"
+    assert (await read_outcome(redis, Keys(), entry_id))["status"] == "ignored"
     assert (await item_state(redis))["created"] == 0
 
 
 async def test_ignored_event_is_recorded_and_not_stored(redis: Redis, settings: Settings) -> None:
     [entry_id] = await publish(redis, {"ref": "n-6", "text": "x", "action": "label"})
     await drain([consumer_for(settings, redis)], redis)
-    outcome = await redis.hgetall(Keys().event_outcome(entry_id))
+    outcome = await read_outcome(redis, Keys(), entry_id)
     assert outcome == {"status": "ignored", "feedback_id": "", "reason": "labels carry no feedback"}
     assert (await item_state(redis))["created"] == 0
 
@@ -199,7 +200,7 @@ async def test_invalid_events_are_dead_lettered_with_the_reason(redis: Redis, se
     assert "no normalizer for source 'fax'" in dead[unknown]
     assert "unsupported event schema version '9'" in dead[future]
     assert good not in dead
-    assert (await redis.hgetall(keys.event_outcome(bad_json)))["status"] == "dead_lettered"
+    assert (await read_outcome(redis, Keys(), bad_json))["status"] == "dead_lettered"
     assert (await item_state(redis))["created"] == 1
 
 
@@ -225,7 +226,7 @@ async def test_identical_update_is_reported_unchanged(redis: Redis, settings: Se
     await publish(redis, {"ref": "n-11", "text": "same"})
     [again] = await publish(redis, {"ref": "n-11", "text": "same", "action": "edited"})
     await drain([consumer_for(settings, redis)], redis)
-    assert (await redis.hgetall(Keys().event_outcome(again)))["status"] == "unchanged"
+    assert (await read_outcome(redis, Keys(), again))["status"] == "unchanged"
 
 
 def shouting_normalizer(payload: Any, context: EventContext) -> NormalizeResult:

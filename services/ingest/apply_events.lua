@@ -7,7 +7,8 @@
 --     update when the event says so.
 --
 -- KEYS[1] feedback:created   KEYS[2] feedback:unclustered   KEYS[3] stream:feedback:new
--- then per event 4 keys: outcome key, item hash key, dedupe key ('' when none), source zset key.
+-- then per event 4 keys: outcomes hash (the event's hour; field = entry id, value = JSON), item hash
+-- key, dedupe key ('' when none), source zset key.
 -- ARGV[1] outcome ttl seconds, ARGV[2] the item-hash key prefix (to find a legacy item by id),
 -- ARGV[3] schema version of new-item events, ARGV[4] '1' for a replay (a backfill through a newer
 -- normalizer: every event is applied again, a known item is updated in place); then one JSON array
@@ -21,9 +22,15 @@ local created_key, unclustered_key, new_items_key = KEYS[1], KEYS[2], KEYS[3]
 local UPDATABLE = {title = true, body = true, raw_text = true, metadata = true, status = true,
                    repo = true, github_issue_number = true, github_issue_url = true}
 
-local function record(outcome_key, status, item_id, reason)
-  redis.call('HSET', outcome_key, 'status', status, 'feedback_id', item_id, 'reason', reason)
-  redis.call('EXPIRE', outcome_key, ttl)
+local expiring = {}
+
+local function record(outcomes_key, entry_id, status, item_id, reason)
+  local outcome = cjson.encode({status = status, feedback_id = item_id, reason = reason})
+  redis.call('HSET', outcomes_key, entry_id, outcome)
+  if not expiring[outcomes_key] then
+    redis.call('EXPIRE', outcomes_key, ttl)
+    expiring[outcomes_key] = true
+  end
   return {status, item_id}
 end
 
@@ -84,26 +91,27 @@ local function create(e, fields, flat)
 end
 
 local function apply(e, fields, flat)
-  local prior = redis.call('HMGET', e.outcome_key, 'status', 'feedback_id')
-  if prior[1] and not replay then
-    return {prior[1], prior[2] or ''}
+  local prior = redis.call('HGET', e.outcome_key, e.entry_id)
+  if prior and not replay then
+    prior = cjson.decode(prior)
+    return {prior.status, prior.feedback_id or ''}
   end
   if e.kind == 'ignored' then
-    return record(e.outcome_key, 'ignored', '', e.reason)
+    return record(e.outcome_key, e.entry_id, 'ignored', '', e.reason)
   end
   local known = existing_item(e.item_key, e.dedupe_key)
   if known then
     if e.update_existing or replay then
       local status, reason = update(known, fields, e.revision)
-      return record(e.outcome_key, status, known, reason)
+      return record(e.outcome_key, e.entry_id, status, known, reason)
     end
-    return record(e.outcome_key, 'duplicate', known, '')
+    return record(e.outcome_key, e.entry_id, 'duplicate', known, '')
   end
   if not e.create_if_new then
-    return record(e.outcome_key, 'ignored', '', e.reason)
+    return record(e.outcome_key, e.entry_id, 'ignored', '', e.reason)
   end
   create(e, fields, flat)
-  return record(e.outcome_key, 'created', e.item_id, '')
+  return record(e.outcome_key, e.entry_id, 'created', e.item_id, '')
 end
 
 local results = {}

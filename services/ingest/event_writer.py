@@ -51,7 +51,7 @@ class EventWriter:
         return list(self._global_keys), [*self._global_args, int(replay)]
 
     def prepare(self, entry_id: str, request_id: str, result: NormalizeResult) -> PreparedEvent:
-        outcome_key = self._keys.event_outcome(entry_id)
+        outcome_key = self._keys.event_outcomes(entry_id)
         if isinstance(result, Ignored):
             event = ["ignored", entry_id, "", "", 0, "", request_id, 0, 0, "", result.reason, {}]
             return PreparedEvent(entry_id, "", request_id, [outcome_key, "", "", ""], json.dumps(event))

@@ -112,7 +112,7 @@ def build_ingest_consumer(
         group=INGEST_GROUP,
         batch_size=settings.ingest_batch_size,
         max_in_flight=2,
-        outcome_key=keys.event_outcome,
+        outcome_key=keys.event_outcomes,
     )
     writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
     return StreamConsumer(redis, config, IngestHandler(writer, normalizers))

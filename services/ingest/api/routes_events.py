@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from services.ingest.api.auth import require_api_key
 from services.ingest.api.resources import app_resources
-from services.ingest.outcomes import Outcome, OutcomeField
+from services.ingest.outcomes import Outcome, OutcomeField, read_outcome
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_api_key)])
 _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -31,7 +31,7 @@ async def event_status(request: Request, event_id: str) -> EventStatus:
             status.HTTP_400_BAD_REQUEST, "event id must look like a stream entry id: 1700000000000-0"
         )
     resources = app_resources(request)
-    recorded: dict[str, str] = await resources.redis.hgetall(resources.keys.event_outcome(event_id))
+    recorded = await read_outcome(resources.redis, resources.keys, event_id)
     if recorded:
         return EventStatus(
             event_id=event_id,
