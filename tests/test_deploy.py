@@ -44,6 +44,7 @@ PROCESSES = {
     "clusterer": ["clusterer"],
     "poller": ["poller"],
     "github-sync": ["github-sync"],
+    "janitor": ["janitor"],
 }
 SCALED = {"ingest-worker", "clusterer"}
 OVERLAYS = ["dev", "prod"]
@@ -589,7 +590,7 @@ def test_compose_health_checks_hit_the_health_server_and_api_paths(
     api_port = parsed_command_line(services["api"]["command"]).port
     api_readiness = container(deployments(rendered["prod"])["api"])["readinessProbe"]["httpGet"]["path"]
     expected = {"api": f"http://127.0.0.1:{api_port}{api_readiness}"}
-    for name in ("ingest-worker", "clusterer", "poller", "github-sync"):
+    for name in ("ingest-worker", "clusterer", "poller", "github-sync", "janitor"):
         expected[name] = f"http://127.0.0.1:{services[name]['environment']['HEALTH_PORT']}{LIVENESS_PATH}"
     urls = {}
     for name, service in services.items():

@@ -120,3 +120,19 @@ def test_replay_dry_run_reports_and_writes_nothing(redis_url: str, client) -> No
     assert result.returncode == 0, result.stderr
     assert "created: 1" in result.stdout
     assert client.zcard(keys.feedback_created) == 0
+
+
+def test_janitor_once_trims_acked_entries_and_keeps_pending_ones(redis_url: str, client) -> None:
+    keys = Keys()
+    ids = [client.xadd(keys.ingest_stream, {"v": "1", "n": str(i)}) for i in range(4)]
+    client.xgroup_create(keys.ingest_stream, INGEST_GROUP, id="0")
+    client.xreadgroup(INGEST_GROUP, "pod-1", {keys.ingest_stream: ">"}, count=4)
+    client.xack(keys.ingest_stream, INGEST_GROUP, ids[0], ids[1], ids[3])
+
+    env = {**os.environ, "REDIS_URL": redis_url, "REPLAY_WINDOW_SECONDS": "0"}
+    result = subprocess.run(
+        [*SOULCASTER, "janitor", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stream:ingest: removed 3, kept 1 pending" in result.stdout
+    assert [entry_id for entry_id, _ in client.xrange(keys.ingest_stream)] == [ids[2]]

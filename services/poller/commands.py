@@ -43,13 +43,16 @@ def run_poller(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, subreddits: list[str], sorts: list[str], interval: float | None) -> int:
     import httpx
 
-    from services.poller.producer_loop import LoopHeartbeat, run_until_signalled
+    from services.poller.producer_loop import PRODUCER_STALE_SECONDS
     from services.poller.reddit_process import RedditPoller
+    from shared.loop_process import LoopHeartbeat, run_until_signalled
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
         poller = RedditPoller(settings, http, subreddit_flags=subreddits, sort_flags=sorts)
         if interval is None:
             return 0 if (await poller.poll_configured()).complete else 1
         heartbeat = LoopHeartbeat()
-        await run_until_signalled(poller.run_forever(interval, heartbeat), settings, heartbeat)
+        await run_until_signalled(
+            poller.run_forever(interval, heartbeat), settings, heartbeat, PRODUCER_STALE_SECONDS
+        )
         return 0

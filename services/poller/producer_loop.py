@@ -8,9 +8,7 @@ short pauses; the next round starts on time regardless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,8 +17,7 @@ import httpx
 from services.poller.ingest_client import IngestApiRejected
 from services.poller.requests_client import ProducerRequest, ProducerRequests
 from services.poller.retry_policy import RetryableResponse
-from shared.health_server import HealthServer
-from shared.settings import Settings
+from shared.loop_process import LoopHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +25,6 @@ MAX_LONG_POLL_SECONDS = 20.0
 PRODUCER_STALE_SECONDS = 900.0
 """A round with retries and backoff can take minutes; one that makes no progress for this long is stuck."""
 UNREACHABLE_PAUSE_SECONDS = 5.0
-
-
-class LoopHeartbeat:
-    """When the loop last made progress: the liveness probe fails if a round or a wait wedges."""
-
-    def __init__(self) -> None:
-        self.last_beat = time.monotonic()
-
-    def beat(self) -> None:
-        self.last_beat = time.monotonic()
 
 
 async def run_rounds(
@@ -55,23 +42,6 @@ async def run_rounds(
         while (remaining := next_round - time.monotonic()) > 0:
             heartbeat.beat()
             await serve_requests(serve, requests, min(remaining, MAX_LONG_POLL_SECONDS))
-
-
-async def run_until_signalled(loop: Awaitable[None], settings: Settings, heartbeat: LoopHeartbeat) -> None:
-    """A producer's loop as a process: health and metrics on `HEALTH_PORT`, stopped by SIGTERM or
-    SIGINT. Stopping mid-round is safe: nothing is marked sent before the API accepted it."""
-    health = HealthServer(
-        "0.0.0.0", settings.health_port, lambda: heartbeat.last_beat, PRODUCER_STALE_SECONDS
-    )
-    await health.start()
-    task = asyncio.ensure_future(loop)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        await health.close()
 
 
 async def serve_requests(

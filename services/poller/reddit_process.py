@@ -14,7 +14,7 @@ import httpx
 
 from services.poller.handover_memory import HandoverMemory
 from services.poller.ingest_client import IngestApiClient
-from services.poller.producer_loop import LoopHeartbeat, run_rounds
+from services.poller.producer_loop import run_rounds
 from services.poller.reddit_auth import RedditAppAuth
 from services.poller.reddit_listing import Listing, RedditClient
 from services.poller.reddit_round import RedditRound, RoundReport
@@ -23,6 +23,7 @@ from services.poller.requests_client import ProducerRequest, ProducerRequests
 from services.poller.retry_policy import RetryPolicy
 from services.poller.throttle import Throttle
 from shared.keys import POLLER_GROUP, PollRequestField
+from shared.loop_process import LoopHeartbeat
 from shared.settings import Settings
 from shared.subreddit_names import InvalidSubreddits, normalize_subreddits
 

@@ -115,24 +115,41 @@ async def prune_all(redis: Redis, keys: Keys, settings: Settings) -> list[str]:
 
 
 def run_janitor(args: argparse.Namespace) -> int:
-    async def loop(redis: Redis, keys: Keys, settings: Settings) -> None:
-        from shared.operations.janitor import Janitor
+    """`--once`: one pass. Otherwise a pass every JANITOR_INTERVAL_SECONDS, with a health port."""
 
-        janitor = Janitor(redis, settings.replay_window_seconds)
-        while True:
-            for stream in keys.consumed_streams:
-                report = await janitor.trim(stream)
-                print(
-                    f"{stream}: removed {report.trimmed + report.deleted}, kept {report.kept_pending} pending"
-                )
-            for line in await prune_all(redis, keys, settings):
-                print(line)
-            if args.once:
-                return
-            await asyncio.sleep(settings.janitor_interval_seconds)
+    async def janitor(redis: Redis, keys: Keys, settings: Settings) -> None:
+        from shared.loop_process import LoopHeartbeat, run_until_signalled
 
-    with_redis(loop)
+        if args.once:
+            await janitor_pass(redis, keys, settings)
+            return
+        heartbeat = LoopHeartbeat()
+
+        async def passes() -> None:
+            while True:
+                heartbeat.beat()
+                await janitor_pass(redis, keys, settings)
+                await asyncio.sleep(settings.janitor_interval_seconds)
+
+        stale_after = 3 * settings.janitor_interval_seconds + 60
+        await run_until_signalled(passes(), settings, heartbeat, stale_after)
+
+    with_redis(janitor)
     return 0
+
+
+async def janitor_pass(redis: Redis, keys: Keys, settings: Settings) -> None:
+    from shared.operations.janitor import Janitor
+
+    trimmer = Janitor(redis, settings.replay_window_seconds)
+    for stream in keys.consumed_streams:
+        report = await trimmer.trim(stream)
+        print(
+            f"{stream}: removed {report.trimmed + report.deleted}, kept {report.kept_pending} pending",
+            flush=True,
+        )
+    for line in await prune_all(redis, keys, settings):
+        print(line, flush=True)
 
 
 def run_dlq(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ import httpx
 from redis.asyncio import Redis
 
 from services.poller.github.sync_process import GitHubSyncProcess
-from services.poller.producer_loop import LoopHeartbeat
 from shared.keys import GITHUB_SYNC_GROUP, Keys
+from shared.loop_process import LoopHeartbeat
 from shared.settings import Settings
 from tests.github_sync.conftest import ADMIN_KEY, NOMER, PROBOT, TINY_RETRY, sync_round
 from tests.support.github_server import GitHubServer

@@ -12,10 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from services.poller.ingest_client import IngestApiClient
-from services.poller.producer_loop import LoopHeartbeat, serve_requests
+from services.poller.producer_loop import serve_requests
 from services.poller.reddit_targets import resolve_targets
 from services.poller.requests_client import ProducerRequests
 from shared.keys import Keys
+from shared.loop_process import LoopHeartbeat
 from shared.settings import Settings
 from shared.subreddit_names import InvalidSubreddits, normalize_subreddits
 from tests.poller.conftest import ADMIN_KEY, PRODUCER_KEY, REAL_SUBREDDITS, TINY_RETRY, drained, fast_poller

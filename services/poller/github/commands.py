@@ -59,12 +59,13 @@ async def _run(settings: Settings, repos: list[Repository], interval: float, *, 
     import httpx
 
     from services.poller.github.sync_process import GitHubSyncProcess
-    from services.poller.producer_loop import LoopHeartbeat, run_until_signalled
+    from services.poller.producer_loop import PRODUCER_STALE_SECONDS
+    from shared.loop_process import LoopHeartbeat, run_until_signalled
 
     async with httpx.AsyncClient(timeout=30.0) as http:
         process = GitHubSyncProcess.from_settings(settings, http, repos, interval)
         if once:
             return 1 if await process.sync_all() else 0
         heartbeat = LoopHeartbeat()
-        await run_until_signalled(process.run_forever(heartbeat), settings, heartbeat)
+        await run_until_signalled(process.run_forever(heartbeat), settings, heartbeat, PRODUCER_STALE_SECONDS)
         return 0

@@ -1,4 +1,4 @@
-"""Producers in loop mode serve liveness and metrics, and stop cleanly on SIGTERM."""
+"""Loop processes (the producers, the janitor) serve liveness and metrics, and stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from tests.support.redis_server import free_port
 
 
 @pytest.mark.parametrize(
-    "command", [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"], ["github-sync"]]
+    "command",
+    [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"], ["github-sync"], ["janitor"]],
 )
-def test_loop_mode_serves_health_and_exits_on_sigterm(command: list[str]) -> None:
+def test_loop_mode_serves_health_and_exits_on_sigterm(command: list[str], redis_url: str) -> None:
     health_port = free_port()
     env = {
         **os.environ,
+        "REDIS_URL": redis_url,
         "HEALTH_PORT": str(health_port),
         "INGEST_API_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: rounds keep failing
         "REDDIT_BASE_URL": f"http://127.0.0.1:{free_port()}",
