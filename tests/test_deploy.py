@@ -279,35 +279,33 @@ def test_the_consumers_are_the_autoscaled_deployments(rendered: dict[str, list[M
     assert set(deployments(rendered["prod"], "consumer")) == SCALED
 
 
+HEALTH_SERVER_PROBES = {
+    # component: the probes answered by the process's own health server (shared/health_server.py)
+    "consumer": (
+        ("startupProbe", LIVENESS_PATH),
+        ("livenessProbe", LIVENESS_PATH),
+        ("readinessProbe", READINESS_PATH),
+    ),
+    "producer": (("livenessProbe", LIVENESS_PATH),),
+    "maintenance": (("livenessProbe", LIVENESS_PATH), ("readinessProbe", READINESS_PATH)),
+}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_consumer_probes_use_the_health_server_paths_and_port(
-    rendered: dict[str, list[Manifest]], overlay: str
+@pytest.mark.parametrize("component", HEALTH_SERVER_PROBES)
+def test_worker_probes_use_the_health_server_paths_and_port(
+    rendered: dict[str, list[Manifest]], overlay: str, component: str
 ) -> None:
     docs = rendered[overlay]
     health_port = pod_settings(docs).health_port
-    for name, deployment in deployments(docs, "consumer").items():
+    found = deployments(docs, component)
+    assert found, f"no {component} deployment"
+    for name, deployment in found.items():
         app = container(deployment)
         ports = {port["name"]: port["containerPort"] for port in app["ports"]}
-        for probe, path in (
-            ("startupProbe", LIVENESS_PATH),
-            ("livenessProbe", LIVENESS_PATH),
-            ("readinessProbe", READINESS_PATH),
-        ):
+        for probe, path in HEALTH_SERVER_PROBES[component]:
             assert app[probe]["httpGet"]["path"] == path, f"{name} {probe}"
             assert ports[app[probe]["httpGet"]["port"]] == health_port, f"{name} {probe}"
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_producer_liveness_uses_their_health_server(
-    rendered: dict[str, list[Manifest]], overlay: str
-) -> None:
-    docs = rendered[overlay]
-    health_port = pod_settings(docs).health_port
-    for name, deployment in deployments(docs, "producer").items():
-        app = container(deployment)
-        ports = {port["name"]: port["containerPort"] for port in app["ports"]}
-        assert app["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH, name
-        assert ports[app["livenessProbe"]["httpGet"]["port"]] == health_port, name
 
 
 async def test_the_health_server_answers_the_probe_paths_the_manifests_use(

@@ -52,15 +52,20 @@ def _state_fields(state: ClusterState, now: str) -> dict[str, str]:
     }
 
 
+def cluster_script(name: str) -> str:
+    """A cluster-writing script with the shared prelude (lock fence, cluster writes) in front."""
+    return (_SCRIPTS / "cluster_keys.lua").read_text() + (_SCRIPTS / name).read_text()
+
+
 class ClusterStore:
     def __init__(self, redis: Redis, keys: Keys, lock_key: str) -> None:
         self._redis = redis
         self._keys = keys
         self._lock_key = lock_key
-        self._write = redis.register_script((_SCRIPTS / "write_assignment.lua").read_text())
-        self._merge = redis.register_script((_SCRIPTS / "merge_clusters.lua").read_text())
+        self._write = redis.register_script(cluster_script("write_assignment.lua"))
+        self._merge = redis.register_script(cluster_script("merge_clusters.lua"))
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
-        self._unassign = redis.register_script((_SCRIPTS / "unassign_items.lua").read_text())
+        self._unassign = redis.register_script(cluster_script("unassign_items.lua"))
 
     async def load(self, cluster_ids: Iterable[str]) -> dict[str, ClusterState]:
         """States of the clusters that still exist, in one round trip."""

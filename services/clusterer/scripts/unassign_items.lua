@@ -6,10 +6,9 @@
 -- KEYS[5] feedback:unclustered  KEYS[6] stream:feedback:new
 -- ARGV[1] JSON {token, feedback_prefix, version, event_fields (NewItemField names), clusters: [{id, key, items_key, remove, fields}], items}
 -- Returns {items re-enqueued, clusters deleted}.
-local lock_key, all_key, by_size_key, by_created_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local unclustered_key, stream_key = KEYS[5], KEYS[6]
 local doc = cjson.decode(ARGV[1])
-if redis.call('GET', lock_key) ~= doc.token then
+if not holds_lock(doc.token) then
   return redis.error_reply('LOCKLOST assignment lock expired before the re-cluster')
 end
 
@@ -18,21 +17,11 @@ for _, c in ipairs(doc.clusters) do
   for _, item_id in ipairs(c.remove) do
     redis.call('SREM', c.items_key, item_id)
   end
-  local size = redis.call('SCARD', c.items_key)
-  if size == 0 then
-    redis.call('DEL', c.key, c.items_key)
-    redis.call('SREM', all_key, c.id)
-    redis.call('ZREM', by_size_key, c.id)
-    redis.call('ZREM', by_created_key, c.id)
+  if redis.call('SCARD', c.items_key) == 0 then
+    drop_cluster(c)
     deleted = deleted + 1
   else
-    local fields = {'size', tostring(size)}
-    for name, value in pairs(c.fields) do
-      fields[#fields + 1] = name
-      fields[#fields + 1] = value
-    end
-    redis.call('HSET', c.key, unpack(fields))
-    redis.call('ZADD', by_size_key, size, c.id)
+    write_cluster(c, c.fields)
   end
 end
 

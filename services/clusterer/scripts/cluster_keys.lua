@@ -1,0 +1,35 @@
+-- Prepended to every cluster-writing script at load time (Redis scripts cannot import): the lock
+-- fence and the writes that keep cluster:{id}, cluster:items:{id} and the three indexes in step.
+-- KEYS[1] lock  KEYS[2] clusters:all  KEYS[3] clusters:by_size  KEYS[4] clusters:by_created
+local lock_key, all_key, by_size_key, by_created_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local function holds_lock(token)
+  return redis.call('GET', lock_key) == token
+end
+
+local function flatten(map, flat)
+  for name, value in pairs(map) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  return flat
+end
+
+-- The caller's fields, the size counted from the member set (it wins over any stale size in
+-- `fields`), and the by-size index, all at once.
+local function write_cluster(c, fields)
+  local size = redis.call('SCARD', c.items_key)
+  local flat = flatten(fields, {})
+  flat[#flat + 1] = 'size'
+  flat[#flat + 1] = tostring(size)
+  redis.call('HSET', c.key, unpack(flat))
+  redis.call('ZADD', by_size_key, size, c.id)
+  return size
+end
+
+local function drop_cluster(c)
+  redis.call('DEL', c.key, c.items_key)
+  redis.call('SREM', all_key, c.id)
+  redis.call('ZREM', by_size_key, c.id)
+  redis.call('ZREM', by_created_key, c.id)
+end
