@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_deliveries: int = 6
     reclaim_interval_ms: int = 5_000
     heartbeat_stale_seconds: float = 60.0
+    breaker_max_dead_letters: int = 100
+    breaker_window_seconds: float = 60.0
 
     # Retention and hygiene (the janitor)
     replay_window_seconds: float = 7 * 24 * 3600

@@ -56,6 +56,8 @@ def consumer_config(
         errors_key=keys.last_errors(stream, group),
         batch_size=batch_size,
         max_in_flight=max_in_flight,
+        breaker_max_dead_letters=settings.breaker_max_dead_letters,
+        breaker_window_seconds=settings.breaker_window_seconds,
         block_ms=settings.read_block_ms,
         visibility_timeout_ms=settings.visibility_timeout_ms,
         max_backoff_ms=settings.max_backoff_ms,
