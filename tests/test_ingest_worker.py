@@ -266,3 +266,23 @@ async def test_replay_backfills_through_a_new_normalizer_and_is_idempotent(
     assert await item_state(redis) == {"created": 3, "by_source": 3, "unclustered": 3, "announced": 3}
 
     assert (await v2.replay()).outcomes == {"unchanged": 3}
+
+
+async def test_worker_killed_between_its_write_and_its_ack(redis: Redis, settings: Settings) -> None:
+    keys = Keys()
+    await publish(redis, *[{"ref": f"k-{i}", "text": f"report {i}"} for i in range(5)])
+    # A pod reads the batch and writes its effects, then dies before acking.
+    dead = consumer_for(settings, redis, "dead-pod")
+    await dead.ensure_group()
+    [[_, entries]] = await redis.xreadgroup(INGEST_GROUP, "dead-pod", {keys.ingest_stream: ">"}, count=5)
+    assert await dead._handler([StreamMessage(entry_id, fields) for entry_id, fields in entries]) == {}
+    written = await item_state(redis)
+    assert (
+        written["created"] == 5 and (await redis.xpending(keys.ingest_stream, INGEST_GROUP))["pending"] == 5
+    )
+
+    # Another pod reclaims the entries after the visibility timeout and applies them again.
+    await drain([consumer_for(settings, redis, "survivor")], redis)
+    assert (
+        await item_state(redis) == written == {"created": 5, "by_source": 5, "unclustered": 5, "announced": 5}
+    )
