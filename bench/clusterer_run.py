@@ -45,15 +45,20 @@ def throwaway_redis() -> Iterator[str]:
 
 
 async def cluster_texts(
-    redis_url: str, texts: Sequence[str], embedder: object, settings_update: dict[str, object]
+    redis_url: str,
+    texts: Sequence[str],
+    embedder: object,
+    settings_update: dict[str, object],
+    source: str = "manual",
 ) -> tuple[list[str], float]:
     """Each text's cluster id after the clusterer handled every event in arrival order, and the
-    seconds the handler took (seeding not included)."""
+    seconds the handler took (seeding not included). Every item gets `source`, which decides its
+    thresholds profile (machine text or natural language)."""
     settings = Settings(redis_url=redis_url, cluster_merge_interval_seconds=0, **settings_update)  # type: ignore[arg-type]
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys()
     await redis.flushdb()
-    ids = await seed_items(redis, keys, [text.strip() or "-" for text in texts])
+    ids = await seed_items(redis, keys, [text.strip() or "-" for text in texts], source=source)
     worker = build_cluster_worker(settings, redis, keys, embedder=embedder)  # type: ignore[arg-type]
     entries = await redis.xrange(keys.new_item_stream)
     started = time.perf_counter()

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     summarizer: Literal["extractive", "gemini"] = "extractive"
     cluster_similarity_threshold: float | None = None
     cluster_merge_threshold: float | None = None  # None: the embedder's default (0 or below: no merging)
+    # Sources whose text is machine-generated (errors, logs): they cluster apart, with their own thresholds.
+    cluster_machine_sources: CommaList = ["sentry"]
+    cluster_machine_similarity_threshold: float | None = None
+    cluster_machine_merge_threshold: float | None = None  # None: the embedder's machine default
     cluster_merge_interval_seconds: float = 30.0
     cluster_lock_ttl_ms: int = 30_000
     cluster_neighbours: int = 10
@@ -96,7 +100,14 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     github_sync_interval_seconds: float = 600.0
 
-    @field_validator("ingest_api_keys", "reddit_subreddits", "reddit_sorts", "github_repos", mode="before")
+    @field_validator(
+        "ingest_api_keys",
+        "reddit_subreddits",
+        "reddit_sorts",
+        "github_repos",
+        "cluster_machine_sources",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -4,6 +4,8 @@ An item joins the candidate cluster whose CENTROID is most similar, when that ra
 the threshold; else it seeds a new cluster. Candidates are the clusters of its nearest indexed items
 and of its nearest earlier items in the same batch (the index may not show those yet). Testing the
 centroid rather than one member stops the chaining that made the original's clusters loose.
+An item only considers clusters of its own kind of text (machine or natural language, by source)
+and joins with that kind's threshold.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.clusterer.thresholds import Profiles
 from services.clusterer.vector_index.base import Match
 
 # Fixed namespace: a retried batch re-creates the same cluster id from the same seed item.
@@ -100,7 +103,7 @@ def assign(
     vectors: np.ndarray,
     neighbours: Sequence[Sequence[Match]],
     known: dict[str, ClusterState],
-    threshold: float,
+    profiles: Profiles,
     peers: int,
     now: str,
 ) -> Assignment:
@@ -114,8 +117,10 @@ def assign(
         if i:
             nearest_earlier = np.argsort(-batch_peers[i, :i], kind="stable")[:peers]
             candidates.update(cluster_of[items[j].id] for j in nearest_earlier)
+        kind = profiles.kind_of([item.source])
+        same_kind = [known[c] for c in sorted(candidates) if profiles.kind_of(known[c].source_counts) is kind]
         vector = vectors[i].astype(np.float64)
-        best = _best_cluster(vector, [known[c] for c in sorted(candidates)], threshold)
+        best = _best_cluster(vector, same_kind, profiles.of(kind).join)
         if best is None:
             best = seed_cluster(item.id, vector, item.source, now)
             known[best.id] = best

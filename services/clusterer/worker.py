@@ -25,10 +25,10 @@ from services.clusterer.assignment import Assignment, BatchItem, ClusterState, a
 from services.clusterer.cluster_store import ClusterStore
 from services.clusterer.embedders.base import Embedder
 from services.clusterer.lock import RedisLock
-from services.clusterer.merging import plan_merges
+from services.clusterer.merging import MergeGroup, plan_merges
 from services.clusterer.providers import build_embedder, build_summarizer, build_vector_index
 from services.clusterer.summarizers.base import Summarizer
-from services.clusterer.thresholds import Thresholds, thresholds_for
+from services.clusterer.thresholds import Profiles, TextKind, profiles_for
 from services.clusterer.vector_index.base import Match, VectorIndex, VectorRecord
 from shared.consumer import Failures, PermanentError, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
@@ -46,7 +46,7 @@ def embedding_text(item: FeedbackItem) -> str:
 
 @dataclass(frozen=True)
 class ClusteringOptions:
-    thresholds: Thresholds
+    profiles: Profiles
     neighbours: int = 10
     merge_interval_seconds: float = 30.0
     lock_wait_seconds: float = 60.0
@@ -153,13 +153,13 @@ class ClusterWorker:
         # The batch's own items may already be indexed (a crash after the upsert): never match them.
         neighbours, states = await self._neighbours(vectors, {item.id for item in items})
         batch = [BatchItem(item.id, item.source) for item in items]
-        threshold, peers = self._options.thresholds.join, self._options.neighbours
-        return assign(batch, vectors, neighbours, states, threshold, peers, now)
+        return assign(
+            batch, vectors, neighbours, states, self._options.profiles, self._options.neighbours, now
+        )
 
     async def _maybe_merge(self, token: str, now: str) -> dict[str, ClusterState]:
         """Every merge interval, merge the clusters changed since the last pass into close neighbours."""
-        threshold = self._options.thresholds.merge
-        if threshold <= 0 or time.monotonic() < self._next_merge or not self._touched:
+        if not self._options.profiles.merges or time.monotonic() < self._next_merge or not self._touched:
             return {}
         self._next_merge = time.monotonic() + self._options.merge_interval_seconds
         touched = await self._store.load(self._touched)
@@ -171,7 +171,7 @@ class ClusterWorker:
         neighbours, states = await self._neighbours(centroids, set())
         states.update(touched)
         pairs = {(c, m.cluster_id) for c, matches in zip(ids, neighbours, strict=True) for m in matches}
-        groups = plan_merges(states, pairs, threshold)
+        groups = self._plan_merges_by_kind(states, pairs)
         if not groups:
             return {}
         moved = await self._store.merge(token, groups, now)
@@ -179,6 +179,21 @@ class ClusterWorker:
             await self._index.reassign(item_ids, group.target)
         log.info("merged clusters", extra={"merges": sum(len(g.absorbed) for g in groups)})
         return {group.target: group.state for group in groups}
+
+    def _plan_merges_by_kind(
+        self, states: dict[str, ClusterState], pairs: set[tuple[str, str]]
+    ) -> list[MergeGroup]:
+        """Clusters merge only with clusters of their own kind, at that kind's threshold; a merge of
+        two same-kind clusters keeps the kind, so planning each kind apart is the whole rule."""
+        profiles = self._options.profiles
+        kind_of = {cid: profiles.kind_of(state.source_counts) for cid, state in states.items()}
+        groups: list[MergeGroup] = []
+        for kind in TextKind:
+            threshold = profiles.of(kind).merge
+            if threshold > 0:
+                same_kind = {(a, b) for a, b in pairs if kind_of.get(a) is kind and kind_of.get(b) is kind}
+                groups.extend(plan_merges(states, same_kind, threshold))
+        return groups
 
     async def _refresh_labels(
         self, clusters: Iterable[ClusterState], batch: Sequence[FeedbackItem], cluster_of: dict[str, str]
@@ -237,7 +252,7 @@ def build_cluster_worker(
         build_summarizer(settings),
         RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms),
         ClusteringOptions(
-            thresholds=thresholds_for(settings),
+            profiles=profiles_for(settings),
             neighbours=settings.cluster_neighbours,
             merge_interval_seconds=settings.cluster_merge_interval_seconds,
         ),
