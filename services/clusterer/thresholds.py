@@ -41,8 +41,8 @@ DEFAULTS: dict[str, Thresholds] = {
 }
 
 MACHINE_DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.80, merge=0.0),
-    "hashing": Thresholds(join=0.50, merge=0.0),
+    "minilm": Thresholds(join=0.80, merge=0.80),
+    "hashing": Thresholds(join=0.70, merge=0.65),
     # Not benchmarked: stricter than Gemini's natural-language profile and no merging, the safe side
     # (Sentry itself merges error events automatically only above 0.99 similarity).
     "gemini": Thresholds(join=0.90, merge=0.0),
