@@ -299,3 +299,20 @@ async def test_consumer_recreates_its_group_when_the_stream_is_deleted(redis: Re
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def test_two_reclaimers_racing_for_the_same_entries_claim_each_once(redis: Redis) -> None:
+    from shared.consumer.reclaimer import Reclaimer
+
+    await add(redis, 30)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "crashed-pod", {STREAM: ">"}, count=30)
+    await asyncio.sleep(0.15)  # past the visibility timeout
+    first, second = await asyncio.gather(
+        Reclaimer(redis, make_config("a")).reclaim(), Reclaimer(redis, make_config("b")).reclaim()
+    )
+    claimed_a = {m.id for m in first.retry}
+    claimed_b = {m.id for m in second.retry}
+    assert not claimed_a & claimed_b, "an entry must never be claimed by both"
+    assert len(claimed_a | claimed_b) == 30
+    assert all(m.deliveries == 2 for m in first.retry + second.retry)

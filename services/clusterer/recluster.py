@@ -78,8 +78,12 @@ class Reclusterer:
         async with self._lock.held(LOCK_WAIT_SECONDS) as token:
             ids = set(await self._redis.zrange(self._keys.feedback_created, 0, -1))
             ids.update(await self._redis.smembers(self._keys.unclustered))
-            for cluster_id in await self._redis.smembers(self._keys.clusters_all):
-                ids.update(await self._redis.smembers(self._keys.cluster_items(cluster_id)))
+            cluster_ids = await self._redis.smembers(self._keys.clusters_all)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cluster_id in cluster_ids:
+                    pipe.smembers(self._keys.cluster_items(cluster_id))
+                for members in await pipe.execute():
+                    ids.update(members)
             result = await self._requeue(token, sorted(ids))
             async for log_key in self._redis.scan_iter(match=self._keys.vectors("*")):
                 await self._redis.delete(log_key)

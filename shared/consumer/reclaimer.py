@@ -35,16 +35,24 @@ class Reclaimer:
         self._config = config
 
     async def reclaim(self) -> Reclaimed:
-        retry: list[StreamMessage] = []
-        exhausted: list[StreamMessage] = []
+        """One XPENDING page walk, then every eligible entry claimed in one pipelined round trip."""
+        due: list[tuple[str, int, int]] = []  # entry id, deliveries so far, min idle for the claim
         for entry in await self._idle_entries():
             deliveries = int(entry["times_delivered"])
             if deliveries >= self._config.max_deliveries:
-                claimed = await self._claim(entry, self._config.visibility_timeout_ms)
-                exhausted += [StreamMessage(m.id, m.fields, deliveries) for m in claimed]
+                due.append((entry["message_id"], deliveries, self._config.visibility_timeout_ms))
             elif int(entry["time_since_delivered"]) >= self._due_after_ms(deliveries):
-                claimed = await self._claim(entry, self._config.backoff_ms(deliveries))
-                retry += [StreamMessage(m.id, m.fields, deliveries + 1) for m in claimed]
+                due.append((entry["message_id"], deliveries, self._config.backoff_ms(deliveries)))
+        claimed = await self._claim(due)
+        retry: list[StreamMessage] = []
+        exhausted: list[StreamMessage] = []
+        for (_, deliveries, _), message in zip(due, claimed, strict=True):
+            if message is None:
+                continue
+            if deliveries >= self._config.max_deliveries:
+                exhausted.append(StreamMessage(message.id, message.fields, deliveries))
+            else:
+                retry.append(StreamMessage(message.id, message.fields, deliveries + 1))
         return Reclaimed(retry, exhausted)
 
     def _due_after_ms(self, deliveries: int) -> float:
@@ -70,13 +78,18 @@ class Reclaimer:
             start = "(" + page[-1]["message_id"]
         return found
 
-    async def _claim(self, entry: dict[str, Any], min_idle_ms: int) -> list[StreamMessage]:
-        """Claim one entry if it is still idle enough; an entry trimmed away is acked and dropped."""
-        entry_id = entry["message_id"]
-        claimed = await self._redis.xclaim(
-            self._config.stream, self._config.group, self._config.consumer, min_idle_ms, [entry_id]
-        )
-        messages = [StreamMessage(mid, fields) for mid, fields in claimed if fields]
-        if claimed and not messages:
-            await self._redis.xack(self._config.stream, self._config.group, entry_id)
-        return messages
+    async def _claim(self, due: list[tuple[str, int, int]]) -> list[StreamMessage | None]:
+        """Each entry claimed only if still idle for its own minimum (so racing reclaimers cannot both
+        win); None where another consumer won, or where the entry was trimmed away (Redis 7 drops
+        those from the pending list as it answers)."""
+        if not due:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id, _, min_idle_ms in due:
+                pipe.xclaim(
+                    self._config.stream, self._config.group, self._config.consumer, min_idle_ms, [entry_id]
+                )
+            replies: list[list[tuple[str, dict[str, str]]]] = await pipe.execute()
+        return [
+            next((StreamMessage(mid, fields) for mid, fields in reply if fields), None) for reply in replies
+        ]
