@@ -90,10 +90,6 @@ class Keys:
     def unclustered(self) -> str:
         return self._k("feedback:unclustered")
 
-    @property
-    def feedback_pattern(self) -> str:
-        return self._k("feedback:*")
-
     # clusters
     def cluster(self, cluster_id: str) -> str:
         return self._k(f"cluster:{cluster_id}")

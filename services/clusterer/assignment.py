@@ -38,7 +38,6 @@ class ClusterState:
     central_score: float
     source_counts: dict[str, int] = field(default_factory=dict)
     created_at: str = ""
-    is_new: bool = False
 
     @property
     def centroid(self) -> np.ndarray:
@@ -80,7 +79,6 @@ def seed_cluster(item_id: str, vector: np.ndarray, source: str, created_at: str)
         central_score=1.0 if np.any(vector) else 0.0,
         source_counts={source: 1},
         created_at=created_at,
-        is_new=True,
     )
 
 

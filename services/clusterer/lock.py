@@ -35,10 +35,6 @@ class LockTimeout(Exception):
     """The lock stayed taken longer than the caller was willing to wait."""
 
 
-class LockLost(Exception):
-    """The lock expired or was taken over while held: the work done under it must not be committed."""
-
-
 class RedisLock:
     def __init__(self, redis: Redis, key: str, ttl_ms: int) -> None:
         self._redis = redis
