@@ -202,7 +202,7 @@ def main() -> None:
 
 def soulcaster_app() -> Any:
     """uvicorn factory: the real API with settings from the environment."""
-    from services.ingest.api.app import create_app
+    from services.api.app import create_app
 
     return create_app()
 

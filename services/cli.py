@@ -16,7 +16,7 @@ from shared.logs import configure_logging
 COMMAND_MODULES = (
     "services.ingest.commands",
     "services.poller.github.commands",
-    "services.poller.commands",
+    "services.poller.reddit.commands",
     "services.clusterer.commands",
     "shared.operations.commands",
     "services.dev.commands",

@@ -68,8 +68,8 @@ async def clear_prefix(redis: Redis, prefix: str) -> int:
 @asynccontextmanager
 async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]:
     """API on a local port plus one ingest worker and one clusterer; yields the API's URL."""
+    from services.api.app import create_app
     from services.clusterer.worker import build_clusterer_consumer
-    from services.ingest.api.app import create_app
     from services.ingest.worker import build_ingest_consumer
 
     redis = connect(settings)
@@ -138,7 +138,7 @@ async def report(redis: Redis, keys: Keys) -> str:
 
 async def poll_reddit_once(settings: Settings, api_url: str, use_reddit: bool) -> str:
     """One poller round into the API: against a local Reddit-shaped server unless asked for reddit.com."""
-    from services.poller.demo import demo_round
+    from services.poller.reddit.demo import demo_round
 
     round_report = await demo_round(api_url, use_reddit=use_reddit, settings=settings)
     where = settings.reddit_base_url if use_reddit else "a local Reddit-shaped server"

@@ -43,7 +43,7 @@ def run_api(args: argparse.Namespace) -> int:
     """One uvicorn worker per process: scale with replicas, not forks, so each pod has one Redis pool."""
     import uvicorn
 
-    from services.ingest.api.app import create_app
+    from services.api.app import create_app
     from shared.settings import get_settings
 
     settings = get_settings()

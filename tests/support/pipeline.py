@@ -49,7 +49,7 @@ class Pipeline:
         return self
 
     def start_api(self) -> None:
-        from services.ingest.api.app import create_app
+        from services.api.app import create_app
 
         config = uvicorn.Config(
             create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from services.poller.github.repository import Repository
+    from shared.github_repository import Repository
     from shared.settings import Settings
 
 
@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_github_sync(args: argparse.Namespace) -> int:
     """Exit 0 when every repository synced (or on SIGTERM), 1 when one failed in `--once`, 2 on bad input."""
-    from services.poller.github.repository import Repository
+    from shared.github_repository import Repository
     from shared.settings import get_settings
 
     settings = get_settings()
@@ -59,7 +59,7 @@ async def _run(settings: Settings, repos: list[Repository], interval: float, *, 
     import httpx
 
     from services.poller.github.sync_process import GitHubSyncProcess
-    from services.poller.producer_loop import PRODUCER_STALE_SECONDS
+    from services.poller.producer.producer_loop import PRODUCER_STALE_SECONDS
     from shared.loop_process import LoopHeartbeat, run_until_signalled
 
     async with httpx.AsyncClient(timeout=30.0) as http:

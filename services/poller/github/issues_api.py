@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 
-from services.poller.github.repository import Repository
-from services.poller.github.sync_state import RepoSyncState
-from services.poller.retry_policy import (
+from services.poller.producer.retry_policy import (
     RetryableResponse,
     RetryPolicy,
     raise_if_retryable,
     retry_after_seconds,
 )
-from services.poller.throttle import Throttle
+from services.poller.producer.throttle import Throttle
+from shared.github_repository import Repository
+from shared.github_sync_state import RepoSyncState
 
 API_VERSION = "2022-11-28"
 USER_AGENT = "soulcaster-streams/0.1 (github-sync)"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.poller.github.issues_api import GitHubIssues
-from services.poller.github.repository import Repository
 from services.poller.github.state_store import SyncStateStore
-from services.poller.ingest_client import IngestApiClient
+from services.poller.producer.ingest_client import IngestApiClient
+from shared.github_repository import Repository
 
 INGEST_PATH = "/ingest/github"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.poller.github.repository import Repository
-from services.poller.github.sync_state import RepoSyncState
-from services.poller.ingest_client import IngestApiClient
+from services.poller.producer.ingest_client import IngestApiClient
+from shared.github_repository import Repository
+from shared.github_sync_state import RepoSyncState
 
 STATE_PATH = "/config/github/repos"
 

@@ -14,12 +14,12 @@ import httpx
 
 from services.poller.github.issues_api import GitHubIssues, GitHubRequestFailed
 from services.poller.github.repo_sync import RepoSync
-from services.poller.github.repository import Repository
 from services.poller.github.state_store import SyncStateStore
-from services.poller.ingest_client import IngestApiClient, IngestApiRejected
-from services.poller.producer_loop import run_rounds
-from services.poller.requests_client import ProducerRequest, ProducerRequests
-from services.poller.retry_policy import RetryableResponse, RetryPolicy
+from services.poller.producer.ingest_client import IngestApiClient, IngestApiRejected
+from services.poller.producer.producer_loop import run_rounds
+from services.poller.producer.requests_client import ProducerRequest, ProducerRequests
+from services.poller.producer.retry_policy import RetryableResponse, RetryPolicy
+from shared.github_repository import Repository
 from shared.keys import GITHUB_SYNC_GROUP, GitHubSyncRequestField
 from shared.loop_process import LoopHeartbeat
 from shared.settings import Settings

@@ -1,0 +1,48 @@
+"""What became of an accepted event: the worker's recorded outcome, or `pending` while it waits."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel
+
+from services.api.auth import require_api_key
+from services.api.resources import app_resources
+from services.ingest.outcomes import Outcome, OutcomeField, read_outcome
+
+router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_api_key)])
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+class EventStatus(BaseModel):
+    event_id: str
+    status: str
+    feedback_id: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    dead_letter_id: str | None = None
+
+
+@router.get("/events/{event_id}", response_model=EventStatus, response_model_exclude_none=True)
+async def event_status(request: Request, event_id: str) -> EventStatus:
+    if not _ENTRY_ID.match(event_id):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "event id must look like a stream entry id: 1700000000000-0"
+        )
+    resources = app_resources(request)
+    recorded = await read_outcome(resources.redis, resources.keys, event_id)
+    if recorded:
+        return EventStatus(
+            event_id=event_id,
+            status=recorded.get(OutcomeField.STATUS, ""),
+            feedback_id=recorded.get(OutcomeField.FEEDBACK_ID) or None,
+            reason=recorded.get(OutcomeField.REASON) or None,
+            error=recorded.get(OutcomeField.ERROR) or None,
+            dead_letter_id=recorded.get(OutcomeField.DEAD_LETTER_ID) or None,
+        )
+    if await resources.redis.xrange(resources.keys.ingest_stream, event_id, event_id, count=1):
+        return EventStatus(event_id=event_id, status=Outcome.PENDING)
+    raise HTTPException(
+        status.HTTP_404_NOT_FOUND, f"no event {event_id} (unknown, or its outcome has expired)"
+    )

@@ -1,0 +1,99 @@
+"""Read API for the dashboard: feedback items newest first, and one item by id.
+
+Pages follow `feedback:created` (or `feedback:source:{source}`) in reverse score order. A cursor
+is the score and id of the last item shown, so items arriving meanwhile never shift a page;
+`offset` is there for simple clients that accept that shift.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel, ValidationError
+
+from services.api.auth import require_api_key
+from services.api.resources import app_resources
+from shared.models import SOURCE_PATTERN, FeedbackItem
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+Row = tuple[str, float]
+
+
+class FeedbackPage(BaseModel):
+    items: list[FeedbackItem]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(row: Row) -> str:
+    member, score = row
+    return f"{score!r}:{member}"
+
+
+def decode_cursor(cursor: str) -> Row:
+    score, _, member = cursor.partition(":")
+    try:
+        return member, float(score)
+    except ValueError as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "malformed cursor") from error
+
+
+async def rows_after(redis: Any, key: str, cursor: Row, limit: int) -> list[Row]:
+    """Rows strictly after the cursor in (score desc, member desc) order, ties included."""
+    member, score = cursor
+    ties = int(await redis.zcount(key, score, score))
+    rows: list[Row] = await redis.zrevrangebyscore(
+        key, repr(score), "-inf", start=0, num=limit + ties, withscores=True
+    )
+    return [row for row in rows if row[1] < score or row[0] < member][:limit]
+
+
+@router.get("/feedback", response_model=FeedbackPage)
+async def list_feedback(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+    offset: int | None = Query(None, ge=0),
+    source: str | None = Query(None, pattern=SOURCE_PATTERN),
+) -> FeedbackPage:
+    if cursor is not None and offset is not None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "use either cursor or offset, not both")
+    resources = app_resources(request)
+    redis, keys = resources.redis, resources.keys
+    key = keys.feedback_source(source) if source else keys.feedback_created
+    if cursor is not None:
+        rows = await rows_after(redis, key, decode_cursor(cursor), limit)
+    else:
+        start = offset or 0
+        rows = await redis.zrevrange(key, start, start + limit - 1, withscores=True)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(key)
+        for member, _ in rows:
+            pipe.hgetall(keys.feedback(member))
+        total, *hashes = await pipe.execute()
+    items = [item for item in map(parsed_item, hashes) if item is not None]
+    next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+    return FeedbackPage(items=items, total=int(total), next_cursor=next_cursor)
+
+
+def parsed_item(fields: dict[str, str]) -> FeedbackItem | None:
+    """A hash that is gone or unreadable is skipped, not a failed page."""
+    if not fields:
+        return None
+    try:
+        return FeedbackItem.from_hash(fields)
+    except ValidationError as error:
+        log.warning("unreadable feedback hash skipped", extra={"id": fields.get("id"), "error": str(error)})
+        return None
+
+
+@router.get("/feedback/{item_id}", response_model=FeedbackItem)
+async def get_feedback(request: Request, item_id: str) -> FeedbackItem:
+    resources = app_resources(request)
+    item = parsed_item(await resources.redis.hgetall(resources.keys.feedback(item_id)))
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no feedback item {item_id}")
+    return item

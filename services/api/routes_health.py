@@ -1,0 +1,37 @@
+"""Probes and metrics: `/healthz` (the process answers), `/readyz` (Redis answers), `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from services.api.resources import app_resources
+
+router = APIRouter(tags=["operations"])
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await asyncio.wait_for(app_resources(request).redis.ping(), READINESS_TIMEOUT_SECONDS)
+    except (RedisError, OSError, TimeoutError) as error:
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"redis: {type(error).__name__}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,61 @@
+"""Producer endpoints for in-house producers: Reddit (the poller), manual text, generic feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from services.api.acceptance import (
+    accept_many,
+    accept_one,
+    check_batch_size,
+    validated,
+    validated_each,
+)
+from services.api.auth import require_api_key
+from services.api.request_body import read_json_body
+from services.api.resources import app_resources
+from services.ingest.normalizers.feedback import FEEDBACK_PAYLOAD
+from services.ingest.normalizers.manual import MANUAL_PAYLOAD
+from services.ingest.normalizers.reddit import REDDIT_POST
+
+router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_api_key)])
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": '`{"event_id": ...}`, or `{"event_ids": [...]}` for a batch'}
+}
+
+
+@router.post("/reddit", status_code=202, responses=ACCEPTED)
+async def ingest_reddit(request: Request) -> JSONResponse:
+    """One post (the poller's item shape or a raw `t3` listing child), or a JSON array of them."""
+    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    if isinstance(body.data, list):
+        check_batch_size(request, len(body.data))
+        validated_each(REDDIT_POST, body.data, ("body",))
+        return await accept_many(request, "reddit", body.data)
+    validated(REDDIT_POST, body.data)
+    return await accept_one(request, "reddit", body.text)
+
+
+@router.post("/manual", status_code=202, responses=ACCEPTED)
+async def ingest_manual(request: Request) -> JSONResponse:
+    """`{"text": ..., "title"?: ..., "metadata"?: {...}}`."""
+    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    validated(MANUAL_PAYLOAD, body.data)
+    return await accept_one(request, "manual", body.text)
+
+
+@router.post("/feedback", status_code=202, responses=ACCEPTED)
+async def ingest_feedback(request: Request) -> JSONResponse:
+    """One FeedbackItem-shaped object from any service, or `{"items": [...]}`."""
+    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    if isinstance(body.data, dict) and "items" in body.data:
+        items = body.data["items"]
+        if isinstance(items, list):
+            check_batch_size(request, len(items))
+        validated_each(FEEDBACK_PAYLOAD, items, ("body", "items"))
+        return await accept_many(request, "feedback", items)
+    validated(FEEDBACK_PAYLOAD, body.data)
+    return await accept_one(request, "feedback", body.text)

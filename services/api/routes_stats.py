@@ -1,0 +1,52 @@
+"""`GET /stats`: items per source, the unclustered backlog, and each stream's groups and dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from services.api.auth import require_api_key
+from services.api.resources import AppResources, app_resources
+from shared.models import KNOWN_SOURCES
+from shared.stream_info import stream_info
+
+router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+
+
+async def sources_present(resources: AppResources) -> list[str]:
+    """The known sources plus any other found in Redis (items from `/ingest/feedback`)."""
+    prefix = resources.keys.feedback_source("")
+    found = {
+        key[len(prefix) :]
+        async for key in resources.redis.scan_iter(match=f"{prefix}*", count=1000, _type="zset")
+    }
+    return [*KNOWN_SOURCES, *sorted(found - set(KNOWN_SOURCES))]
+
+
+@router.get("/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    resources = app_resources(request)
+    redis, keys = resources.redis, resources.keys
+    sources = await sources_present(resources)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.feedback_created)
+        pipe.scard(keys.unclustered)
+        pipe.scard(keys.clusters_all)
+        for source in sources:
+            pipe.zcard(keys.feedback_source(source))
+        total, unclustered, clusters, *counts = await pipe.execute()
+    streams = [
+        await stream_info(redis, stream, keys.dead_letter_stream(stream))
+        for stream in (keys.ingest_stream, keys.new_item_stream)
+    ]
+    return {
+        "feedback": {
+            "total": int(total),
+            "unclustered": int(unclustered),
+            "by_source": dict(zip(sources, map(int, counts), strict=True)),
+        },
+        "clusters": {"total": int(clusters)},
+        "streams": [asdict(info) for info in streams],
+    }

@@ -1,0 +1,1 @@
+"""What every producer shares: the ingest API client, batching, retries, throttling and the loop."""

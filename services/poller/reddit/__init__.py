@@ -1,0 +1,1 @@
+"""The Reddit poller: listings to the ingest API."""
