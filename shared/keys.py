@@ -7,6 +7,7 @@ nowhere. An optional prefix lets several deployments share one Redis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 INGEST_GROUP = "ingest"
 CLUSTERER_GROUP = "clusterer"
@@ -35,6 +36,54 @@ class NewItemField:
     CREATED_AT = "created_at"
     EVENT_ID = "event_id"
     REQUEST_ID = "request_id"
+
+
+class ItemField:
+    """Fields of a `feedback:{id}` hash that the ingest write script reads or sets by name.
+
+    The rest of the hash is `FeedbackItem.to_hash()`; `revision` is the script's own bookkeeping.
+    """
+
+    STATUS = "status"
+    REVISION = "revision"
+
+
+CLOSED_STATUS = "closed"
+"""The item status that keeps an item out of clustering (a closed GitHub issue)."""
+
+UPDATABLE_ITEM_FIELDS = (
+    "title",
+    "body",
+    "raw_text",
+    "metadata",
+    "status",
+    "repo",
+    "github_issue_number",
+    "github_issue_url",
+)
+"""Item fields a later event about a known item may rewrite in place (an edit, a close, a replay)."""
+
+
+class Outcome(StrEnum):
+    """What became of an ingest event (`GET /ingest/events/{id}`); `pending` is never stored."""
+
+    PENDING = "pending"
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    IGNORED = "ignored"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class OutcomeField:
+    """Fields of an outcome record (a JSON object, one per entry id in `Keys.event_outcomes`)."""
+
+    STATUS = "status"
+    FEEDBACK_ID = "feedback_id"
+    REASON = "reason"
+    ERROR = "error"
+    DEAD_LETTER_ID = "dead_letter_id"
 
 
 class PollRequestField:
@@ -85,6 +134,11 @@ class Keys:
 
     def feedback_external(self, source: str, external_id: str) -> str:
         return self._k(f"feedback:external:{source}:{external_id}")
+
+    @property
+    def feedback_sources(self) -> str:
+        """Every source that has items: a set the write script adds to, so `/stats` never scans keys."""
+        return self._k("feedback:sources")
 
     @property
     def unclustered(self) -> str:

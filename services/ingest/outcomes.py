@@ -8,29 +8,12 @@ Records are JSON objects in one hash per hour of entry ids (`Keys.event_outcomes
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from shared.keys import Keys
+from shared.keys import Keys, Outcome, OutcomeField
 
-
-class Outcome(StrEnum):
-    PENDING = "pending"
-    CREATED = "created"
-    DUPLICATE = "duplicate"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    IGNORED = "ignored"
-    DEAD_LETTERED = "dead_lettered"
-
-
-class OutcomeField:
-    STATUS = "status"
-    FEEDBACK_ID = "feedback_id"
-    REASON = "reason"
-    ERROR = "error"
-    DEAD_LETTER_ID = "dead_letter_id"
+__all__ = ["Outcome", "OutcomeField", "read_outcome"]
 
 
 async def read_outcome(redis: Redis, keys: Keys, entry_id: str) -> dict[str, str] | None:

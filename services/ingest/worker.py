@@ -1,8 +1,10 @@
 """The ingest worker: one consumer of group `ingest` on `stream:ingest`.
 
-Each raw event is normalized by its source's normalizer, then the whole batch is written by one
-Lua call (dedupe, item keys, indexes, new-item event, outcome record) and acked. An event that can
-never be normalized is dead-lettered at once with the reason; anything else that fails is retried.
+Each raw event is normalized by its source's normalizer and encoded on its own, then the whole
+batch is written by one Lua call (dedupe, item keys, indexes, new-item event, outcome record) and
+acked. An event that fails to normalize or encode, whatever the exception, fails alone and is
+dead-lettered at once with the reason: a pure function of its payload would fail the same way on
+every retry. Anything that fails after that (Redis) is retried.
 """
 
 from __future__ import annotations
@@ -47,18 +49,27 @@ class IngestHandler:
         prepared: list[PreparedEvent] = []
         for message in messages:
             try:
-                result = self.normalize(message)
-            except Exception as exc:
+                prepared.append(self.prepare(message))
+            except InvalidPayload as exc:
                 failures[message.id] = exc
-                continue
-            request_id = message.fields.get(IngestField.REQUEST_ID, "")
-            prepared.append(self._writer.prepare(message.id, request_id, result))
         if prepared:
             failures.update(await self._write(prepared))
         return failures
 
+    def prepare(self, message: StreamMessage) -> PreparedEvent:
+        """The event ready to write, or `InvalidPayload` with the reason, whatever went wrong."""
+        try:
+            result = self.normalize(message)
+            request_id = message.fields.get(IngestField.REQUEST_ID, "")
+            return self._writer.prepare(
+                message.id, request_id, result, first_delivery=message.deliveries == 1
+            )
+        except InvalidPayload:
+            raise
+        except Exception as exc:
+            raise InvalidPayload(f"{type(exc).__name__}: {exc}") from exc
+
     def normalize(self, message: StreamMessage) -> NormalizeResult:
-        """Invalid input raises `InvalidPayload` (dead-lettered now); a bug raises anything else (retried)."""
         fields = message.fields
         version = fields.get(IngestField.VERSION)
         if version != SCHEMA_VERSION:

@@ -29,6 +29,13 @@ class PermanentError(Exception):
     """The entry can never succeed (invalid payload, unknown version): dead-letter it now, no retries."""
 
 
+class PayloadError(PermanentError):
+    """The entry's own content can never be processed (bad data, not a bad deploy or a dependency).
+
+    Dead letters of this kind say nothing about the health of the code, so a circuit breaker meant
+    for a bad deploy should not count them."""
+
+
 Failures = Mapping[str, Exception]
 """Entry id to the error it failed with. An entry not listed succeeded and is acked."""
 
