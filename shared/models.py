@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -19,7 +20,18 @@ ITEM_NAMESPACE = uuid.UUID("5f1c2a8e-4b7d-4c1e-9a3f-6d2b8e0c7a41")
 def item_id_for(source: str, external_id: str | None, entry_id: str) -> str:
     """Deterministic id: a redelivered or replayed event maps to the same item."""
     name = f"{source}:{external_id}" if external_id else f"entry:{entry_id}"
-    return str(uuid.uuid5(ITEM_NAMESPACE, name))
+    return uuid5_text(name)
+
+
+_NAMESPACE_BYTES = ITEM_NAMESPACE.bytes
+_VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits of the 17th hex digit are 10
+
+
+def uuid5_text(name: str) -> str:
+    """`str(uuid.uuid5(ITEM_NAMESPACE, name))`, formatted straight from the SHA-1 hex digest: the
+    ingest worker derives one id per event, and `uuid.UUID`'s checks cost more than the hash."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
 
 
 class FeedbackItem(BaseModel):
@@ -53,9 +65,11 @@ class FeedbackItem(BaseModel):
     def to_hash(self) -> dict[str, str]:
         """Strings only, None left out: the original store's layout, which the dashboard parses."""
         fields: dict[str, str] = {}
-        for name, value in self.model_dump(exclude_none=True).items():
+        for name, value in self.__dict__.items():  # the field values, without a serialization pass
+            if value is None:
+                continue
             if name == "metadata":
-                fields[name] = json.dumps(value, separators=(",", ":"), default=str)
+                fields[name] = json.dumps(value, separators=(",", ":"), default=str) if value else "{}"
             elif name == "created_at":
                 fields[name] = value.isoformat()
             elif isinstance(value, bool):

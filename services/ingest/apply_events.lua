@@ -96,15 +96,27 @@ local function record(e, status, item_id, reason)
   return {status, item_id}
 end
 
+-- The item an event is about, if stored: by the dedupe key (an item with an external id is always
+-- written with its dedupe key, legacy items included), else by the item hash itself.
 local function existing_item(e)
   if e.dedupe_key ~= '' then
-    local id = get(e.dedupe_key)
-    if id then return id end
+    return get(e.dedupe_key) or nil
   end
   if exists(e.item_key) then
     return string.sub(e.item_key, #item_prefix + 1)
   end
   return nil
+end
+
+-- The common case of the worker, a new item with an external id, in one command: the dedupe key is
+-- set to this item unless it already names one, which is returned (SET NX GET).
+local function claim_or_existing(e)
+  if predict or e.dedupe_key == '' or not e.create_if_new then
+    return existing_item(e), false
+  end
+  local known = redis.call('SET', e.dedupe_key, e.item_id, 'NX', 'GET')
+  if known then return known, false end
+  return nil, true
 end
 
 local function field_value(e, name)
@@ -146,7 +158,7 @@ local function update(e, item_id)
   return STATUS.updated, ''
 end
 
-local function create(e)
+local function create(e, claimed)
   if predict then
     hset(e.item_key, {unpack(ARGV, e.first, e.last)})
   else
@@ -154,7 +166,7 @@ local function create(e)
   end
   write('ZADD', created_key, e.score, e.item_id)
   write('ZADD', e.source_key, e.score, e.item_id)
-  if e.dedupe_key ~= '' then
+  if e.dedupe_key ~= '' and not claimed then
     set(e.dedupe_key, e.item_id)
   end
   if not sources_seen[e.source] then
@@ -180,7 +192,7 @@ local function apply(e)
   if e.kind == KIND.ignored then
     return record(e, STATUS.ignored, '', e.reason)
   end
-  local known = existing_item(e)
+  local known, claimed = claim_or_existing(e)
   if known then
     if e.update_existing or replay then
       local status, reason = update(e, known)
@@ -191,7 +203,7 @@ local function apply(e)
   if not e.create_if_new then
     return record(e, STATUS.ignored, '', e.reason)
   end
-  create(e)
+  create(e, claimed)
   return record(e, STATUS.created, e.item_id, '')
 end
 
