@@ -25,7 +25,8 @@
 --   ('1'|'0'), create_if_new ('1'|'0'), revision ('' or a number), reason, field count n, then
 --   n/2 name-value pairs.
 -- Flat arguments cost Redis less than decoding a JSON document per event.
--- Returns per event {status, item id}; in predict mode {results, JSON of the predicted writes}.
+-- Returns one flat array, status then item id per event (Redis converts a flat array of strings
+-- much faster than an array of pairs); in predict mode {that array, JSON of the predicted writes}.
 
 local ttl, item_prefix, version, mode = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local replay, predict = mode ~= MODE.apply, mode == MODE.predict
@@ -211,7 +212,7 @@ local results = {}
 local a, k = 6, 5
 while a <= #ARGV do
   local count = tonumber(ARGV[a + 12])
-  results[#results + 1] = apply({
+  local outcome = apply({
     outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
     check_prior = ARGV[a] == '1', kind = ARGV[a + 1], entry_id = ARGV[a + 2], item_id = ARGV[a + 3],
     source = ARGV[a + 4], score = ARGV[a + 5], created_at = ARGV[a + 6], request_id = ARGV[a + 7],
@@ -219,6 +220,8 @@ while a <= #ARGV do
     reason = ARGV[a + 11],
     first = a + FIXED_ARGS, last = a + FIXED_ARGS + count - 1,
   })
+  results[#results + 1] = outcome[1]
+  results[#results + 1] = outcome[2]
   a, k = a + FIXED_ARGS + count, k + 4
 end
 if predict then

@@ -184,10 +184,11 @@ class EventWriter:
         return applied, failed
 
     @staticmethod
-    def _applied(events: Sequence[PreparedEvent], replies: list[list[str]]) -> list[Applied]:
+    def _applied(events: Sequence[PreparedEvent], replies: list[str]) -> list[Applied]:
+        """The script's flat reply (status, item id, status, item id, ...) matched to its events."""
         return [
             Applied(event.entry_id, event.source, event.request_id, status, item_id)
-            for event, (status, item_id) in zip(events, replies, strict=True)
+            for event, status, item_id in zip(events, replies[::2], replies[1::2], strict=True)
         ]
 
     def _command(
