@@ -16,12 +16,9 @@ router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
 
 
 async def sources_present(resources: AppResources) -> list[str]:
-    """The known sources plus any other found in Redis (items from `/ingest/feedback`)."""
-    prefix = resources.keys.feedback_source("")
-    found = {
-        key[len(prefix) :]
-        async for key in resources.redis.scan_iter(match=f"{prefix}*", count=1000, _type="zset")
-    }
+    """The known sources plus any other the ingest worker has stored items of (`/ingest/feedback`),
+    read from the set it keeps, so a dashboard refresh never scans the keyspace."""
+    found = set(await resources.redis.smembers(resources.keys.feedback_sources))
     return [*KNOWN_SOURCES, *sorted(found - set(KNOWN_SOURCES))]
 
 

@@ -163,7 +163,12 @@ local function create(e, claimed)
   if predict then
     hset(e.item_key, {unpack(ARGV, e.first, e.last)})
   else
-    redis.call('HSET', e.item_key, unpack(ARGV, e.first, e.last))
+    local reply = redis.pcall('HSET', e.item_key, unpack(ARGV, e.first, e.last))
+    if type(reply) == 'table' and reply.err then
+      -- Undo this call's claim of the dedupe key, so a retry does not take the item for stored.
+      if claimed then redis.call('DEL', e.dedupe_key) end
+      error(reply)
+    end
   end
   write('ZADD', created_key, e.score, e.item_id)
   write('ZADD', e.source_key, e.score, e.item_id)

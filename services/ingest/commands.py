@@ -24,6 +24,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     replay.add_argument("--end", default="+")
     replay.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     replay.set_defaults(handler=run_replay)
+    index = commands.add_parser(
+        "index-sources", help="add the sources of items stored before feedback:sources existed (run once)"
+    )
+    index.set_defaults(handler=run_index_sources)
 
 
 def run_ingest_worker(args: argparse.Namespace) -> int:
@@ -82,4 +86,18 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"  {outcome}: {count}")
     for entry_id, reason in report.invalid.items():
         print(f"  invalid {entry_id}: {reason}")
+    return 0
+
+
+def run_index_sources(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from services.ingest.source_index import backfill_sources
+    from shared.operations.commands import with_redis
+
+    async def index(redis: Redis, keys: Keys, settings: Settings) -> set[str]:
+        return await backfill_sources(redis, keys)
+
+    found = with_redis(index)
+    print(f"{len(found)} sources indexed: {', '.join(sorted(found)) or 'none'}")
     return 0

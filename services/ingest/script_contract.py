@@ -53,7 +53,8 @@ CONTRACT: Mapping[str, Mapping[str, str]] = {
 """Each Lua table the header defines, as {table: {key: value}}."""
 
 _SAFE = re.compile(r"^[A-Za-z0-9_:.-]+$")
-_BODY = files("services.ingest").joinpath("apply_events.lua").read_text()
+BODY = files("services.ingest").joinpath("apply_events.lua").read_text()
+"""apply_events.lua as written, without the header."""
 
 
 def _plain(value: str) -> str:
@@ -78,11 +79,21 @@ def lua_header() -> str:
     )
 
 
-def undefined_names(body: str = _BODY) -> set[str]:
+def undefined_names(
+    body: str = BODY, contract: Mapping[str, Mapping[str, str]] = CONTRACT
+) -> set[str]:
     """`TABLE.name` references in the script that the header does not define (a one-sided rename)."""
-    used = re.findall(r"\b(" + "|".join(CONTRACT) + r")\.([a-z_]+)\b", body)
-    return {f"{table}.{name}" for table, name in used if name not in CONTRACT[table]}
+    used = re.findall(r"\b(" + "|".join(contract) + r")\.([a-z_]+)\b", body)
+    return {f"{table}.{name}" for table, name in used if name not in contract[table]}
 
 
-SCRIPT = lua_header() + _BODY
+def literal_names(body: str = BODY) -> set[str]:
+    """Contract values the script spells as string literals instead of reading from the header."""
+    code = "\n".join(line.split("--", 1)[0] for line in body.splitlines())
+    literals = set(re.findall(r"'([^']*)'", code)) | set(re.findall(r'"([^"]*)"', code))
+    names = {value for names in CONTRACT.values() for value in names.values()} | set(UPDATABLE_ITEM_FIELDS)
+    return literals & names
+
+
+SCRIPT = lua_header() + BODY
 """The script as Redis runs it: the generated header, then apply_events.lua."""

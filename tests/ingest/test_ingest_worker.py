@@ -15,7 +15,7 @@ from services.ingest.outcomes import read_outcome
 from services.ingest.worker import build_ingest_consumer
 from shared.consumer import StreamConsumer, StreamMessage
 from shared.keys import INGEST_GROUP, Keys
-from shared.models import FeedbackItem
+from shared.models import FeedbackItem, item_id_for
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
 
@@ -286,3 +286,89 @@ async def test_worker_killed_between_its_write_and_its_ack(redis: Redis, setting
     assert (
         await item_state(redis) == written == {"created": 5, "by_source": 5, "unclustered": 5, "announced": 5}
     )
+
+
+async def test_a_lone_surrogate_fails_its_event_alone(redis: Redis, settings: Settings) -> None:
+    """Issue 11's batch: one title Redis cannot carry, sent with thirty-one valid items."""
+    keys = Keys()
+    items = [
+        {"source": "x", "title": "ok", "external_id": "a"},
+        {"source": "x", "title": "\ud800", "external_id": "b"},
+    ]
+    items += [{"source": "x", "title": f"valid {i}", "external_id": f"v-{i}"} for i in range(30)]
+    ids = [
+        await redis.xadd(keys.ingest_stream, {"v": "1", "source": "feedback", "payload": json.dumps(item)})
+        for item in items
+    ]
+    consumer = build_ingest_consumer(settings.model_copy(update={"consumer_name": "w1"}), redis, keys)
+    await drain([consumer], redis)
+
+    assert await redis.zcard(keys.feedback_created) == 31
+    [(_, dead)] = await redis.xrange(keys.ingest_dlq)
+    assert dead["original_id"] == ids[1]
+    assert dead["deliveries"] == "1", "dead-lettered at once, not retried"
+    assert "UnicodeEncodeError" in dead["error"] and "surrogates not allowed" in dead["error"]
+    assert (await read_outcome(redis, keys, ids[1]))["status"] == "dead_lettered"
+
+
+def fragile_normalizer(payload: Any, context: EventContext) -> NormalizeResult:
+    """The note source with a bug that one payload triggers."""
+    if payload.get("text") == "boom":
+        raise ZeroDivisionError("division by zero")
+    return note_normalizer(payload, context)
+
+
+async def test_any_normalizer_error_is_dead_lettered_at_once_and_spares_the_batch(
+    redis: Redis, settings: Settings
+) -> None:
+    await publish(redis, {"ref": "f-1", "text": "fine"})
+    [boom] = await publish(redis, {"ref": "f-2", "text": "boom"})
+    await publish(redis, {"ref": "f-3", "text": "fine too"})
+    worker_settings = settings.model_copy(update={"consumer_name": "w1"})
+    await drain([build_ingest_consumer(worker_settings, redis, Keys(), {"note": fragile_normalizer})], redis)
+
+    assert (await item_state(redis))["created"] == 2
+    [(_, dead)] = await redis.xrange(Keys().ingest_dlq)
+    assert (dead["original_id"], dead["deliveries"]) == (boom, "1")
+    assert dead["error"] == "InvalidPayload: ZeroDivisionError: division by zero"
+
+
+async def test_out_of_range_reddit_timestamps_are_permanent_failures(
+    redis: Redis, settings: Settings
+) -> None:
+    """`created_utc` 1e20, Infinity and -1e12 make `datetime.fromtimestamp` raise: bad data, never retried."""
+    keys = Keys()
+    post = {"kind": "t3", "data": {"id": "ok1", "title": "fine", "created_utc": 1476975628.0}}
+    good = await redis.xadd(keys.ingest_stream, {"v": "1", "source": "reddit", "payload": json.dumps(post)})
+    bad = {}
+    for raw in ("1e20", "Infinity", "-1e12"):
+        payload = json.dumps({"kind": "t3", "data": {"id": f"bad{raw}", "title": "t", "created_utc": 0}})
+        payload = payload.replace('"created_utc": 0', f'"created_utc": {raw}')
+        bad[await redis.xadd(keys.ingest_stream, {"v": "1", "source": "reddit", "payload": payload})] = raw
+    consumer = build_ingest_consumer(settings.model_copy(update={"consumer_name": "w1"}), redis, keys)
+    await drain([consumer], redis)
+
+    dead = {fields["original_id"]: fields for _, fields in await redis.xrange(keys.ingest_dlq)}
+    assert set(dead) == set(bad)
+    for entry in dead.values():
+        assert entry["deliveries"] == "1"
+        assert entry["error"].startswith("InvalidPayload: ")
+        assert "Error" in entry["error"], entry["error"]
+    assert (await read_outcome(redis, keys, good))["status"] == "created"
+
+
+async def test_a_batch_failed_midway_is_retried_one_by_one_without_losing_outcomes(
+    redis: Redis, settings: Settings
+) -> None:
+    """A script error after some events were applied: the one-by-one retry finds their outcomes."""
+    keys = Keys()
+    first, second = await publish(redis, {"ref": "m-1", "text": "one"}, {"ref": "m-2", "text": "two"})
+    # The second event's item key holds a string, so its HSET fails inside the batch's script call.
+    await redis.set(keys.feedback(item_id_for("note", "m-2", second)), "not a hash")
+    await drain([consumer_for(settings, redis)], redis)
+
+    assert (await read_outcome(redis, keys, first))["status"] == "created"
+    assert await redis.zcard(keys.feedback_created) == 1
+    assert await redis.xlen(keys.new_item_stream) == 1, "the first event was not applied twice"
+    [(_, dead)] = await redis.xrange(keys.ingest_dlq)
+    assert dead["original_id"] == second and "WRONGTYPE" in dead["error"]
