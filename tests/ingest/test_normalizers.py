@@ -360,3 +360,40 @@ def test_feedback_takes_its_source_from_the_payload() -> None:
 def test_feedback_invalid(payload: Any, reason: str) -> None:
     with pytest.raises(InvalidPayload, match=reason):
         NORMALIZERS["feedback"](payload, CONTEXT)
+
+
+def test_item_ids_are_the_standard_uuid5_of_the_name() -> None:
+    """`uuid5_text` formats the digest itself; it must equal `uuid.uuid5` for any name."""
+    import uuid
+
+    from shared.models import ITEM_NAMESPACE, item_id_for, uuid5_text
+
+    names = ["", "reddit:58hakw", "manual:é✓", "x" * 500, *[f"github:o/r#{i}" for i in range(2000)]]
+    for name in names:
+        assert uuid5_text(name) == str(uuid.uuid5(ITEM_NAMESPACE, name))
+    assert item_id_for("reddit", None, "5-0") == str(uuid.uuid5(ITEM_NAMESPACE, "entry:5-0"))
+
+
+def test_an_item_hash_has_the_dashboard_layout() -> None:
+    item = FeedbackItem(
+        id="i",
+        source="github",
+        title="t",
+        metadata={"n": 1},
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        github_issue_number=7,
+    )
+    assert item.to_hash() == {
+        "id": "i",
+        "source": "github",
+        "title": "t",
+        "body": "",
+        "metadata": '{"n":1}',
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "github_issue_number": "7",
+        "clustered": "false",
+    }
+    assert (
+        FeedbackItem(id="i", source="manual", title="t", created_at=item.created_at).to_hash()["metadata"]
+        == "{}"
+    )
