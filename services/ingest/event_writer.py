@@ -40,7 +40,7 @@ def resp_items(values: Iterable[str | bytes]) -> bytes:
 FIRST_DELIVERY, MAYBE_APPLIED = resp_items(["0"]), resp_items(["1"])
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedEvent:
     """One event's four KEYS and its ARGV (after the check-prior flag), already in Redis protocol.
 
@@ -58,7 +58,7 @@ class PreparedEvent:
     first_delivery: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Applied:
     entry_id: str
     source: str
