@@ -35,7 +35,50 @@ local predicted = {}
 local created_key, unclustered_key, new_items_key, sources_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FIXED_ARGS = 13
 
-local expiring, sources_seen = {}, {}
+local sources_seen = {}
+
+-- Writes that no decision in this call reads are collected and sent once per key at the end (one
+-- ZADD for all new items instead of one each): fewer commands is most of this script's cost. They
+-- are flushed even when an event fails, so every event before it lands whole, as if written at once.
+local later = {created = {}, by_source = {}, outcomes = {}, unclustered = {}, unclustered_order = {}}
+
+local function append_pair(lists, key, a, b)
+  local list = lists[key]
+  if not list then
+    list = {}
+    lists[key] = list
+  end
+  list[#list + 1] = a
+  list[#list + 1] = b
+end
+
+local function mark_unclustered(item_id, waiting)
+  if later.unclustered[item_id] == nil then
+    later.unclustered_order[#later.unclustered_order + 1] = item_id
+  end
+  later.unclustered[item_id] = waiting
+end
+
+local function in_chunks(command, key, values)
+  for i = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, i, math.min(i + 999, #values)))
+  end
+end
+
+local function flush_later()
+  in_chunks('ZADD', created_key, later.created)
+  for key, pairs_ in pairs(later.by_source) do in_chunks('ZADD', key, pairs_) end
+  for key, pairs_ in pairs(later.outcomes) do
+    in_chunks('HSET', key, pairs_)
+    redis.call('EXPIRE', key, ttl)
+  end
+  local waiting, closed = {}, {}
+  for _, item_id in ipairs(later.unclustered_order) do
+    if later.unclustered[item_id] then waiting[#waiting + 1] = item_id else closed[#closed + 1] = item_id end
+  end
+  in_chunks('SADD', unclustered_key, waiting)
+  in_chunks('SREM', unclustered_key, closed)
+end
 
 -- The reads that decide an outcome and the writes later decisions read go through these, so that
 -- in predict mode a decision sees the predicted writes (in `shadow`) and nothing is written.
@@ -88,11 +131,7 @@ local function record(e, status, item_id, reason)
   if not predict then
     local outcome = cjson.encode({[OUTCOME.status] = status, [OUTCOME.feedback_id] = item_id,
                                   [OUTCOME.reason] = reason})
-    redis.call('HSET', e.outcome_key, e.entry_id, outcome)
-    if not expiring[e.outcome_key] then
-      redis.call('EXPIRE', e.outcome_key, ttl)
-      expiring[e.outcome_key] = true
-    end
+    append_pair(later.outcomes, e.outcome_key, e.entry_id, outcome)
   end
   return {status, item_id}
 end
@@ -154,7 +193,7 @@ local function update(e, item_id)
   end
   hset(key, args)
   if field_value(e, ITEM.status) == ITEM_STATUS.closed then
-    write('SREM', unclustered_key, item_id)
+    mark_unclustered(item_id, false)
   end
   return STATUS.updated, ''
 end
@@ -170,8 +209,9 @@ local function create(e, claimed)
       error(reply)
     end
   end
-  write('ZADD', created_key, e.score, e.item_id)
-  write('ZADD', e.source_key, e.score, e.item_id)
+  later.created[#later.created + 1] = e.score
+  later.created[#later.created + 1] = e.item_id
+  append_pair(later.by_source, e.source_key, e.score, e.item_id)
   if e.dedupe_key ~= '' and not claimed then
     set(e.dedupe_key, e.item_id)
   end
@@ -180,7 +220,7 @@ local function create(e, claimed)
     sources_seen[e.source] = true
   end
   if field_value(e, ITEM.status) ~= ITEM_STATUS.closed then
-    write('SADD', unclustered_key, e.item_id)
+    mark_unclustered(e.item_id, true)
     write('XADD', new_items_key, '*', NEW_ITEM.version, version, NEW_ITEM.id, e.item_id,
           NEW_ITEM.source, e.source, NEW_ITEM.created_at, e.created_at, NEW_ITEM.event_id, e.entry_id,
           NEW_ITEM.request_id, e.request_id)
@@ -214,22 +254,30 @@ local function apply(e)
 end
 
 local results = {}
-local a, k = 6, 5
-while a <= #ARGV do
-  local count = tonumber(ARGV[a + 12])
-  local outcome = apply({
-    outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
-    check_prior = ARGV[a] == '1', kind = ARGV[a + 1], entry_id = ARGV[a + 2], item_id = ARGV[a + 3],
-    source = ARGV[a + 4], score = ARGV[a + 5], created_at = ARGV[a + 6], request_id = ARGV[a + 7],
-    update_existing = ARGV[a + 8] == '1', create_if_new = ARGV[a + 9] == '1', revision = ARGV[a + 10],
-    reason = ARGV[a + 11],
-    first = a + FIXED_ARGS, last = a + FIXED_ARGS + count - 1,
-  })
-  results[#results + 1] = outcome[1]
-  results[#results + 1] = outcome[2]
-  a, k = a + FIXED_ARGS + count, k + 4
+
+local function apply_all()
+  local a, k = 6, 5
+  while a <= #ARGV do
+    local count = tonumber(ARGV[a + 12])
+    local outcome = apply({
+      outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
+      check_prior = ARGV[a] == '1', kind = ARGV[a + 1], entry_id = ARGV[a + 2], item_id = ARGV[a + 3],
+      source = ARGV[a + 4], score = ARGV[a + 5], created_at = ARGV[a + 6], request_id = ARGV[a + 7],
+      update_existing = ARGV[a + 8] == '1', create_if_new = ARGV[a + 9] == '1', revision = ARGV[a + 10],
+      reason = ARGV[a + 11],
+      first = a + FIXED_ARGS, last = a + FIXED_ARGS + count - 1,
+    })
+    results[#results + 1] = outcome[1]
+    results[#results + 1] = outcome[2]
+    a, k = a + FIXED_ARGS + count, k + 4
+  end
 end
+
+local ok, failure = pcall(apply_all)
 if predict then
+  if not ok then error(failure) end
   return {results, cjson.encode(predicted)}
 end
+flush_later()
+if not ok then error(failure) end
 return results

@@ -79,9 +79,7 @@ def lua_header() -> str:
     )
 
 
-def undefined_names(
-    body: str = BODY, contract: Mapping[str, Mapping[str, str]] = CONTRACT
-) -> set[str]:
+def undefined_names(body: str = BODY, contract: Mapping[str, Mapping[str, str]] = CONTRACT) -> set[str]:
     """`TABLE.name` references in the script that the header does not define (a one-sided rename)."""
     used = re.findall(r"\b(" + "|".join(contract) + r")\.([a-z_]+)\b", body)
     return {f"{table}.{name}" for table, name in used if name not in contract[table]}

@@ -15,7 +15,9 @@ from shared.keys import Keys
 async def backfill_sources(redis: Redis, keys: Keys) -> set[str]:
     """Add every source with a `feedback:source:{source}` index to the set: one SCAN, run once."""
     prefix = keys.feedback_source("")
-    found = {key[len(prefix) :] async for key in redis.scan_iter(match=f"{prefix}*", count=1000, _type="zset")}
+    found = {
+        key[len(prefix) :] async for key in redis.scan_iter(match=f"{prefix}*", count=1000, _type="zset")
+    }
     if found:
         await redis.sadd(keys.feedback_sources, *found)
     return found
