@@ -51,3 +51,7 @@ api_requests_total = Counter(
     "Ingest requests answered by the API, by source and HTTP status.",
     ["source", "status"],
 )
+heartbeat_age_seconds = Gauge(
+    f"{PREFIX}_heartbeat_age_seconds",
+    "Seconds since this process's loop last made progress (what its liveness probe checks).",
+)

@@ -3,16 +3,22 @@
 It starts a local Redis when none answers, feeds the bundled sample of real-shaped feedback from
 every source through the HTTP API (as producers would), waits until both consumer groups have
 drained, and prints what was stored and the clusters found.
+
+A run holds a lock key under its prefix for as long as it lives (renewed, with a TTL so a crashed
+run frees it), because each run starts by clearing its prefix: a second run on the same Redis and
+prefix would otherwise wipe the first one's keys while it is serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -22,6 +28,7 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
+from services.clusterer.lock import LockTimeout, RedisLock
 from shared.clusters import list_cluster_ids, read_clusters
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
 from shared.redis_connection import connect
@@ -32,6 +39,20 @@ log = logging.getLogger(__name__)
 
 DEV_PREFIX = "dev:"
 DRAIN_TIMEOUT_SECONDS = 120
+RUN_LOCK_TTL_MS = 30_000
+
+
+class DevAlreadyRunning(RuntimeError):
+    pass
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the dev process: the process owns SIGTERM and SIGINT, and stops the API the
+    same way it stops the workers (uvicorn's own handlers would re-raise SIGTERM and kill it)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass(frozen=True)
@@ -57,12 +78,28 @@ def port_or_free(host: str, port: int) -> int:
             return int(sock.getsockname()[1])
 
 
-async def clear_prefix(redis: Redis, prefix: str) -> int:
-    """Remove a previous dev run's keys: only keys under the dev prefix, never anything else."""
+async def clear_prefix(redis: Redis, prefix: str, keep: str) -> int:
+    """Remove a previous dev run's keys: only keys under the dev prefix, never anything else, and
+    not `keep` (this run's own lock)."""
     removed = 0
     async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-        removed += int(await redis.unlink(key))
+        if key != keep:
+            removed += int(await redis.unlink(key))
     return removed
+
+
+@asynccontextmanager
+async def run_lock(redis: Redis, keys: Keys) -> AsyncIterator[None]:
+    """This Redis and prefix for this run alone; refuses at once when another run holds them."""
+    try:
+        async with RedisLock(redis, keys.dev_run_lock, RUN_LOCK_TTL_MS).held(wait_seconds=0):
+            yield
+    except LockTimeout:
+        raise DevAlreadyRunning(
+            f"another `soulcaster dev` is running on this Redis under the key prefix '{keys.prefix}' "
+            f"(it holds {keys.dev_run_lock}); stop it first, or run beside it with another prefix, "
+            f"e.g. SOULCASTER_KEY_PREFIX=dev2:"
+        ) from None
 
 
 @asynccontextmanager
@@ -78,7 +115,7 @@ async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]
         build_clusterer_consumer(settings, redis, keys),
     ]
     port = port_or_free(settings.api_host, settings.api_port)
-    server = uvicorn.Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             create_app(settings), host=settings.api_host, port=port, log_level="warning", log_config=None
         )
@@ -149,21 +186,41 @@ async def run_dev(settings: Settings, fresh: bool, serve: bool, use_reddit: bool
     keys = Keys(settings.key_prefix)
     redis = connect(settings)
     try:
-        if fresh:
-            await clear_prefix(redis, settings.key_prefix)
-        async with running_services(settings, keys) as api_url:
-            print(f"API listening on {api_url} (docs at {api_url}/docs)")
-            statuses = await feed(api_url, load_samples(), next(iter(settings.ingest_api_keys), ""))
-            print(
-                "Sample sent through the API:",
-                ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
-            )
-            print(await poll_reddit_once(settings, api_url, use_reddit))
-            async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
-                await wait_until_drained(redis, keys)
-            print(await report(redis, keys))
-            if serve:
-                print(f"\nServing on {api_url}; Ctrl-C to stop.")
-                await asyncio.Event().wait()
+        async with run_lock(redis, keys):
+            if fresh:
+                removed = await clear_prefix(redis, settings.key_prefix, keep=keys.dev_run_lock)
+                print(f"Cleared {removed} keys of an earlier dev run under the prefix '{keys.prefix}'")
+            await run_pipeline(settings, keys, redis, serve, use_reddit)
     finally:
         await redis.aclose()
+
+
+async def run_pipeline(settings: Settings, keys: Keys, redis: Redis, serve: bool, use_reddit: bool) -> None:
+    """Start the services, feed the sample, wait for the drain, report; with `serve`, keep going."""
+    async with running_services(settings, keys) as api_url:
+        print(f"API listening on {api_url} (docs at {api_url}/docs)")
+        statuses = await feed(api_url, load_samples(), next(iter(settings.ingest_api_keys), ""))
+        print(
+            "Sample sent through the API:",
+            ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
+        )
+        print(await poll_reddit_once(settings, api_url, use_reddit))
+        async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
+            await wait_until_drained(redis, keys)
+        print(await report(redis, keys))
+        if serve:
+            print(f"\nServing on {api_url}; Ctrl-C (or SIGTERM) to stop.", flush=True)
+            await asyncio.Event().wait()
+
+
+async def until_signalled(job: Coroutine[object, object, None]) -> bool:
+    """Run `job`; SIGTERM or SIGINT cancel it, so its cleanup runs. True when a signal ended it."""
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        return True
+    return False
