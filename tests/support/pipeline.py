@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -51,8 +50,16 @@ class Pipeline:
     def start_api(self) -> None:
         from services.api.app import create_app
 
+        # An open long-poll would hold a graceful stop: after the timeout uvicorn cancels it and still
+        # runs the lifespan shutdown (which closes the app's Redis client). `force_exit` would skip
+        # that shutdown, leaving the client to be torn down unawaited when the loop is collected.
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._serving = asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
@@ -66,11 +73,7 @@ class Pipeline:
             return
         self._server.should_exit = True
         if self._serving is not None:
-            try:
-                self._serving.result(GRACEFUL_STOP_SECONDS)
-            except FutureTimeout:
-                self._server.force_exit = True  # an open long-poll would hold a graceful stop
-                self._serving.result(10)
+            self._serving.result(GRACEFUL_STOP_SECONDS + 10)
         self._server = None
 
     def stop(self) -> None:
