@@ -146,6 +146,7 @@ def test_a_second_dev_on_the_same_redis_refuses_and_leaves_the_first_ones_keys(r
         first.kill()
     assert "The run's keys stay in Redis at" in out and "(that Redis keeps running)" in out
     assert not client.exists(DEV_KEYS.dev_run_lock), "a stopped run frees the Redis for the next one"
-    for stream, group in ((DEV_KEYS.ingest_stream, INGEST_GROUP), (DEV_KEYS.new_item_stream, CLUSTERER_GROUP)):
+    groups = ((DEV_KEYS.ingest_stream, INGEST_GROUP), (DEV_KEYS.new_item_stream, CLUSTERER_GROUP))
+    for stream, group in groups:
         assert client.xpending(stream, group)["pending"] == 0, "the workers finished what they took"
     client.close()

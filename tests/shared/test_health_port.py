@@ -49,7 +49,8 @@ def test_an_explicit_busy_health_port_stops_the_process_with_one_line(
     assert process.returncode == 1
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
-        f"error: HEALTH_PORT {busy_port} is already in use on 0.0.0.0; free it or set HEALTH_PORT to another port"
+        f"error: HEALTH_PORT {busy_port} is already in use on 0.0.0.0; "
+        "free it or set HEALTH_PORT to another port"
     )
 
 
