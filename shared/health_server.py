@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.metrics import heartbeat_age_seconds
+from shared.metrics import heartbeat_age_seconds, heartbeat_stale_after_seconds
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class HealthServer:
                 extra={"port": self.port},
             )
         heartbeat_age_seconds.set_function(lambda: time.monotonic() - self._last_beat())
+        heartbeat_stale_after_seconds.set(self._stale_after)
 
     async def close(self) -> None:
         if self._server is not None:

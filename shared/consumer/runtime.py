@@ -160,13 +160,17 @@ class StreamConsumer:
         async with self._redis.pipeline(transaction=False) as pipe:
             if self._config.heartbeat_key:
                 pipe.set(self._config.heartbeat_key, datetime.now(UTC).isoformat(), ex=30)
+            pipe.xpending(self._config.stream, self._config.group)
             pipe.exists(self._config.paused_key)
             pipe.xlen(self._config.stream)
             pipe.xinfo_groups(self._config.stream)
             replies = await pipe.execute(raise_on_error=False)
         if not isinstance(replies[-1], Exception):
             self._record_backlog(replies[-2], replies[-1])
+        if not isinstance(replies[-4], Exception):
+            self._record_oldest_pending(replies[-4])
         paused = bool(replies[-3])
+        metrics.group_paused.labels(**self._labels).set(int(paused))
         if paused != self._paused:
             log.warning("group %s", "paused" if paused else "resumed", extra=self._labels)
         self._paused = paused
@@ -180,6 +184,12 @@ class StreamConsumer:
             metrics.group_pending.labels(**self._labels).set(int(group["pending"]))
             if group.get("lag") is not None:
                 metrics.group_lag.labels(**self._labels).set(int(group["lag"]))
+
+    def _record_oldest_pending(self, summary: dict[str, Any]) -> None:
+        """Age from the entry id's timestamp (the append), by this host's clock: alerting precision."""
+        oldest = summary.get("min")
+        age_ms = time.time() * 1000 - int(str(oldest).split("-", 1)[0]) if oldest else 0
+        metrics.group_oldest_pending_age.labels(**self._labels).set(max(age_ms, 0) / 1000)
 
     async def _read_new(self) -> list[StreamMessage]:
         reply = await self._redis.xreadgroup(
