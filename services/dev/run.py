@@ -91,15 +91,18 @@ async def clear_prefix(redis: Redis, prefix: str, keep: str) -> int:
 @asynccontextmanager
 async def run_lock(redis: Redis, keys: Keys) -> AsyncIterator[None]:
     """This Redis and prefix for this run alone; refuses at once when another run holds them."""
-    try:
-        async with RedisLock(redis, keys.dev_run_lock, RUN_LOCK_TTL_MS).held(wait_seconds=0):
-            yield
-    except LockTimeout:
-        raise DevAlreadyRunning(
-            f"another `soulcaster dev` is running on this Redis under the key prefix '{keys.prefix}' "
-            f"(it holds {keys.dev_run_lock}); stop it first, or run beside it with another prefix, "
-            f"e.g. SOULCASTER_KEY_PREFIX=dev2:"
-        ) from None
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(
+                RedisLock(redis, keys.dev_run_lock, RUN_LOCK_TTL_MS).held(wait_seconds=0)
+            )
+        except LockTimeout:
+            raise DevAlreadyRunning(
+                f"another `soulcaster dev` is running on this Redis under the key prefix '{keys.prefix}' "
+                f"(it holds {keys.dev_run_lock}); stop it first, or run beside it with another prefix, "
+                f"e.g. SOULCASTER_KEY_PREFIX=dev2:"
+            ) from None
+        yield
 
 
 @asynccontextmanager
