@@ -10,29 +10,50 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from shared.consumer import ConsumerConfig, Failures, PermanentError, StreamConsumer, StreamMessage
+from shared.consumer import (
+    BreakerPolicy,
+    ConsumerConfig,
+    DeadLetterPolicy,
+    Failures,
+    GroupKeys,
+    PermanentError,
+    ReadPolicy,
+    RetryPolicy,
+    StreamConsumer,
+    StreamMessage,
+)
 
 STREAM = "test:stream"
 GROUP = "workers"
+FAST_RETRY = RetryPolicy(
+    visibility_timeout_ms=100, max_backoff_ms=400, max_deliveries=3, reclaim_interval_ms=50
+)
+FAST_READ = ReadPolicy(batch_size=10, block_ms=50)
+DEFAULT_BREAKER = BreakerPolicy()
+LONG_VISIBILITY = replace(FAST_RETRY, visibility_timeout_ms=60_000)
 
 
-def make_config(consumer: str = "c1", **overrides: object) -> ConsumerConfig:
-    config = ConsumerConfig(
+def make_config(
+    consumer: str = "c1",
+    *,
+    read: ReadPolicy = FAST_READ,
+    retry: RetryPolicy = FAST_RETRY,
+    breaker: BreakerPolicy = DEFAULT_BREAKER,
+) -> ConsumerConfig:
+    return ConsumerConfig(
         stream=STREAM,
         group=GROUP,
-        dead_letter_stream=f"{STREAM}:dlq",
         consumer=consumer,
-        errors_key=f"{STREAM}:errors:{GROUP}",
-        batch_size=10,
-        block_ms=50,
-        visibility_timeout_ms=100,
-        max_backoff_ms=400,
-        max_deliveries=3,
-        reclaim_interval_ms=50,
-        paused_key=f"{STREAM}:paused:{GROUP}",
-        heartbeat_key=f"{STREAM}:heartbeat:{GROUP}:{consumer}",
+        keys=GroupKeys(
+            errors=f"{STREAM}:errors:{GROUP}",
+            paused=f"{STREAM}:paused:{GROUP}",
+            heartbeat=f"{STREAM}:heartbeat:{GROUP}:{consumer}",
+        ),
+        dead_letter=DeadLetterPolicy(f"{STREAM}:dlq"),
+        read=read,
+        retry=retry,
+        breaker=breaker,
     )
-    return replace(config, **overrides)  # type: ignore[arg-type]
 
 
 class Recorder:
@@ -175,7 +196,7 @@ async def test_restarted_consumer_drains_its_own_pending_first(redis: Redis) -> 
     await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
     # A long visibility timeout: only the drain-own-pending path can pick these up in time.
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
 
     async def drained() -> bool:
         return await pending_count(redis) == 0
@@ -190,7 +211,7 @@ async def test_entry_trimmed_while_pending_is_acked_and_skipped(redis: Redis) ->
     await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
     await redis.xdel(STREAM, ids[0])
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
 
     async def drained() -> bool:
         return await pending_count(redis) == 0
@@ -222,17 +243,19 @@ async def test_whole_batch_failure_leaves_everything_pending_then_recovers(redis
 async def test_circuit_breaker_pauses_group_instead_of_draining_into_dead_letters(redis: Redis) -> None:
     await add(redis, 30)
     handler = Recorder(lambda m: PermanentError("bad deploy: every entry fails"))
-    config = make_config(breaker_max_dead_letters=5, batch_size=4)
+    config = make_config(
+        breaker=BreakerPolicy(max_dead_letters=5), read=ReadPolicy(batch_size=4, block_ms=50)
+    )
     consumer = StreamConsumer(redis, config, handler)
 
     async def paused() -> bool:
-        return bool(await redis.exists(config.paused_key))
+        return bool(await redis.exists(config.keys.paused))
 
     await run_until(consumer, paused)
     await asyncio.sleep(0.2)
     dead = await redis.xlen(f"{STREAM}:dlq")
     assert 5 < dead < 30, "the breaker must stop the group long before the stream is drained"
-    assert "dead letters within" in await redis.get(config.paused_key)
+    assert "dead letters within" in await redis.get(config.keys.paused)
 
 
 async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
@@ -256,19 +279,19 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
 
 @pytest.mark.parametrize("deliveries, expected", [(1, 100), (2, 200), (3, 400), (9, 400)])
 def test_backoff_doubles_per_delivery_up_to_the_cap(deliveries: int, expected: int) -> None:
-    assert make_config().backoff_ms(deliveries) == expected
+    assert FAST_RETRY.backoff_ms(deliveries) == expected
 
 
 async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
     from prometheus_client import REGISTRY
 
     await add(redis, 12)
-    config = make_config(batch_size=5)
+    config = make_config(read=ReadPolicy(batch_size=5, block_ms=50))
     handler = Recorder()
     consumer = StreamConsumer(redis, config, handler)
 
     async def heartbeat_seen() -> bool:
-        return len(handler.seen) == 12 and bool(await redis.exists(config.heartbeat_key))
+        return len(handler.seen) == 12 and bool(await redis.exists(config.keys.heartbeat))
 
     await run_until(consumer, heartbeat_seen)
     length = REGISTRY.get_sample_value("soulcaster_stream_length", {"stream": STREAM})
@@ -280,7 +303,7 @@ async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
 async def test_consumer_recreates_its_group_when_the_stream_is_deleted(redis: Redis) -> None:
     await add(redis, 2)
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config(block_ms=500), handler)
+    consumer = StreamConsumer(redis, make_config(read=ReadPolicy(batch_size=10, block_ms=500)), handler)
 
     task = asyncio.create_task(consumer.run())
     try:
