@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 
 from shared.consumer import (
     BreakerPolicy,
+    BurialRecord,
     ConsumerConfig,
     DeadLetterPolicy,
     Failures,
     GroupKeys,
+    InvalidPayload,
     PermanentError,
     ReadPolicy,
     RetryPolicy,
@@ -256,6 +258,78 @@ async def test_circuit_breaker_pauses_group_instead_of_draining_into_dead_letter
     dead = await redis.xlen(f"{STREAM}:dlq")
     assert 5 < dead < 30, "the breaker must stop the group long before the stream is drained"
     assert "dead letters within" in await redis.get(config.keys.paused)
+
+
+async def test_bad_data_alone_never_trips_the_breaker(redis: Redis) -> None:
+    await add(redis, 150)
+    handler = Recorder(lambda m: InvalidPayload("created_utc out of range"))
+    config = make_config(read=ReadPolicy(batch_size=50, block_ms=50))
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def all_buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 150
+
+    await run_until(consumer, all_buried)
+    assert config.breaker.max_dead_letters < 150
+    assert not await redis.exists(config.keys.paused), "bad data is not a bad deploy"
+    assert await pending_count(redis) == 0
+
+
+async def test_transient_failures_past_max_deliveries_still_trip_the_breaker(redis: Redis) -> None:
+    await add(redis, 10)
+    handler = Recorder(lambda m: TimeoutError("embedder times out after the deploy"))
+    config = make_config(breaker=BreakerPolicy(max_dead_letters=5))
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def paused() -> bool:
+        return bool(await redis.exists(config.keys.paused))
+
+    await run_until(consumer, paused)
+    [(_, dead), *_] = await redis.xrange(f"{STREAM}:dlq")
+    assert "gave up after 3 deliveries" in dead["error"]
+
+
+async def test_burial_record_is_written_with_the_dead_letter(redis: Redis) -> None:
+    ids = await add(redis, 3)
+    record = BurialRecord(
+        lua="redis.call('HSET', keys[1], id, args[1] .. dead_id .. ' ' .. err)",
+        keys_for=lambda entry_id: [f"{STREAM}:buried"],
+        args=["buried as "],
+    )
+    config = replace(make_config(), dead_letter=DeadLetterPolicy(f"{STREAM}:dlq", record))
+    handler = Recorder(lambda m: InvalidPayload("not JSON") if m.fields["n"] != "1" else None)
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 2
+
+    await run_until(consumer, buried)
+    dead_ids = {fields["original_id"]: dead_id for dead_id, fields in await redis.xrange(f"{STREAM}:dlq")}
+    assert await redis.hgetall(f"{STREAM}:buried") == {
+        ids[0]: f"buried as {dead_ids[ids[0]]} InvalidPayload: not JSON",
+        ids[2]: f"buried as {dead_ids[ids[2]]} InvalidPayload: not JSON",
+    }
+
+
+async def test_own_pending_redelivered_past_max_deliveries_is_buried_not_handled(redis: Redis) -> None:
+    """A consumer that crashes on an entry each time it starts must not crash-loop on it forever."""
+    await add(redis, 2)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
+    await redis.xack(STREAM, GROUP, (await redis.xrange(STREAM))[1][0])
+    for _ in range(2):  # two earlier lives of this consumer read it again and died
+        await redis.xreadgroup(GROUP, "stable-name", {STREAM: "0"}, count=2)
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 1
+
+    await run_until(consumer, buried)
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dlq")
+    assert (dead["n"], dead["deliveries"]) == ("0", "3")
+    assert handler.seen == []
+    assert await pending_count(redis) == 0
 
 
 async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
