@@ -63,6 +63,14 @@ class DeadLetterField:
     FAILED_AT = "failed_at"
 
 
+class ProvenanceField:
+    """Fields an operator tool adds when it appends an entry again, to either stream a group reads."""
+
+    REDRIVEN_FROM = "redriven_from"  # `soulcaster dlq redrive`: the dead letter's id
+    REDRIVEN_ERROR = "redriven_error"  # `soulcaster dlq redrive`: why the entry had been dead-lettered
+    IMPORTED_FROM = "imported_from"  # `soulcaster import`: the entry's id in the exporting deployment
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names under one deployment prefix."""
