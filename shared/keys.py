@@ -1,6 +1,6 @@
 """Every Redis key, stream, group and stream-entry field name, in one place.
 
-The key shapes are a contract with the existing dashboard (see DESIGN.md §2): change them here or
+The key shapes are a contract with the existing dashboard (see docs/architecture.md): change them here or
 nowhere. An optional prefix lets several deployments share one Redis.
 """
 
