@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from services.clusterer.lock import RedisLock
 from services.clusterer.recluster import Reclusterer
 from services.clusterer.sweeper import Sweeper
 from services.ingest import payload_schemas
+from services.ingest.normalized import EventContext, InvalidPayload
 from services.ingest.normalizers import NORMALIZERS
 from services.ingest.worker import build_ingest_consumer
 from shared import contracts
@@ -44,10 +46,9 @@ from shared.operations.dead_letters import DeadLetters
 from shared.operations.stream_export import export_range, import_lines
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import FIXTURES
 from tests.support.pipeline import running_pipeline, wait_until_group_drained
 
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
 PATIENCE_SECONDS = 30
 
 
@@ -57,7 +58,10 @@ def names(field_class: type) -> set[str]:
 
 
 def validator(kind: str) -> Draft202012Validator:
-    return Draft202012Validator(contracts.load_schema(kind))
+    """Formats (`uuid`, `date-time`) are checked too, not only read as annotations."""
+    return Draft202012Validator(
+        contracts.load_schema(kind), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def assert_valid(kind: str, entry: dict[str, Any]) -> None:
@@ -149,11 +153,20 @@ def test_recorded_payloads_validate_against_their_source_schema(path: Path) -> N
         assert_valid(contracts.payload_kind(source), payload)
 
 
-def test_payload_schemas_reject_what_the_normalizers_reject() -> None:
-    assert not validator(contracts.payload_kind("manual")).is_valid({"title": "no text"})
-    assert not validator(contracts.payload_kind("reddit")).is_valid({"kind": "t3", "data": {"id": "x"}})
-    assert not validator(contracts.payload_kind("github")).is_valid({"action": "opened", "issue": {}})
-    assert not validator(contracts.payload_kind("feedback")).is_valid({"source": "Not A Source!"})
+REJECTED_PAYLOADS = [
+    ("manual", {"title": "no text"}),
+    ("reddit", {"kind": "t3", "data": {"id": "x"}}),
+    ("github", {"action": "opened", "issue": {}}),
+    ("feedback", {"source": "Not A Source!", "title": "t"}),
+    ("sentry", ["not", "an", "object"]),
+]
+
+
+@pytest.mark.parametrize(("source", "payload"), REJECTED_PAYLOADS, ids=[s for s, _ in REJECTED_PAYLOADS])
+def test_payload_schemas_reject_what_the_normalizers_reject(source: str, payload: Any) -> None:
+    with pytest.raises(InvalidPayload):
+        NORMALIZERS[source](payload, EventContext("1-0", datetime.now(UTC)))
+    assert not validator(contracts.payload_kind(source)).is_valid(payload)
 
 
 # --- the AsyncAPI document -----------------------------------------------------------------------------
