@@ -266,8 +266,13 @@ async def test_dead_letters_redrives_and_imports_validate(
         consumer.stop()
         await task
 
-    for _, fields in await redis.xrange(keys.ingest_dlq):
+    dead = await redis.xrange(keys.ingest_dlq)
+    for _, fields in dead:
         assert_valid(contracts.DEAD_LETTER_ENTRY, fields)
+    assert {fields[DeadLetterField.ERROR] for _, fields in dead} == {  # the examples docs/streams.md gives
+        "InvalidPayload: no normalizer for source 'fax'",
+        "InvalidPayload: text: Field required",
+    }
     dead_letters = DeadLetters(redis, keys.ingest_stream, keys.ingest_dlq)
     redriven = await dead_letters.redrive_all()
     for entry_id in redriven.values():
