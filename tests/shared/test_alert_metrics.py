@@ -11,7 +11,16 @@ import httpx
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from shared.consumer import ConsumerConfig, Failures, StreamConsumer, StreamMessage
+from shared.consumer import (
+    ConsumerConfig,
+    DeadLetterPolicy,
+    Failures,
+    GroupKeys,
+    ReadPolicy,
+    RetryPolicy,
+    StreamConsumer,
+    StreamMessage,
+)
 from shared.health_server import HealthServer
 from shared.keys import Keys
 from shared.settings import Settings
@@ -19,21 +28,25 @@ from tests.support.pipeline import running_pipeline
 
 
 def config_for(stream: str) -> ConsumerConfig:
+    """Entries stay pending: a long visibility timeout, no reclaim and no dead letter in the test."""
     group = "alerts"
     return ConsumerConfig(
         stream=stream,
         group=group,
-        dead_letter_stream=f"{stream}:dlq",
         consumer="c1",
-        errors_key=f"{stream}:errors:{group}",
-        batch_size=10,
-        block_ms=50,
-        visibility_timeout_ms=60_000,
-        max_backoff_ms=60_000,
-        max_deliveries=100,
-        reclaim_interval_ms=60_000,
-        paused_key=f"{stream}:paused:{group}",
-        heartbeat_key=f"{stream}:heartbeat:{group}:c1",
+        keys=GroupKeys(
+            errors=f"{stream}:errors:{group}",
+            paused=f"{stream}:paused:{group}",
+            heartbeat=f"{stream}:heartbeat:{group}:c1",
+        ),
+        dead_letter=DeadLetterPolicy(f"{stream}:dlq"),
+        read=ReadPolicy(batch_size=10, block_ms=50),
+        retry=RetryPolicy(
+            visibility_timeout_ms=60_000,
+            max_backoff_ms=60_000,
+            max_deliveries=100,
+            reclaim_interval_ms=60_000,
+        ),
     )
 
 
@@ -58,7 +71,7 @@ async def never_succeeds(messages: Sequence[StreamMessage]) -> Failures:
 
 async def test_the_breaker_state_is_a_gauge(redis: Redis) -> None:
     config = config_for("alerts:paused")
-    await redis.set(config.paused_key, "test: paused by hand")
+    await redis.set(config.keys.paused, "test: paused by hand")
     labels = {"stream": config.stream, "group": config.group}
     consumer = StreamConsumer(redis, config, never_succeeds)
     assert await gauge_reaches("soulcaster_stream_group_paused", labels, 1, consumer) == 1
