@@ -24,8 +24,8 @@ import httpx
 import pytest
 import redis
 
+from services.dev.local_redis import RedisServer, free_port
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
-from tests.support.redis_server import RedisServer, free_port
 
 TOPICS = ["export to csv hangs", "login loop on safari", "please add dark mode", "app crashes on start"]
 

@@ -12,8 +12,8 @@ from services.api.app import create_app
 from services.clusterer.worker import build_clusterer_consumer
 from shared.keys import Keys
 from shared.settings import Settings
+from stand_ins.feedback_seed import seed_items, topic_titles
 from tests.clusterer.test_clusterer_worker import drained, run_consumers
-from tests.support.feedback_seed import seed_items, topic_titles
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from services.clusterer.worker import build_clusterer_consumer
 from shared.consumer import StreamConsumer
 from shared.keys import CLUSTERER_GROUP, Keys
 from shared.settings import Settings
+from stand_ins.feedback_seed import seed_items, topic_titles
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
-from tests.support.feedback_seed import seed_items, topic_titles
 
 PATIENCE_SECONDS = 60
 

@@ -16,7 +16,7 @@ from services.clusterer.summarizers.base import ClusterLabel
 from services.clusterer.summarizers.gemini import GeminiSummarizer
 from shared.models import FeedbackItem
 from shared.retry_policy import RemoteUnavailableError, RetryPolicy
-from tests.support.gemini_server import GeminiServer, quota_exhausted, text_vector, unavailable
+from stand_ins.gemini_server import GeminiServer, quota_exhausted, text_vector, unavailable
 from tests.support.paths import FIXTURES as ALL_FIXTURES
 
 FIXTURES = ALL_FIXTURES / "gemini"

@@ -23,8 +23,8 @@ from services.clusterer.vector_index.upstash import UpstashVectorIndex
 from shared.keys import Keys
 from shared.models import FeedbackItem
 from shared.settings import Settings
-from tests.support.gemini_server import GeminiServer, unavailable
-from tests.support.upstash_server import UpstashServer
+from stand_ins.gemini_server import GeminiServer, unavailable
+from stand_ins.upstash_server import UpstashServer
 
 
 @pytest.fixture

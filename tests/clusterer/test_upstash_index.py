@@ -12,9 +12,9 @@ from upstash_vector.errors import UpstashError
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.upstash import QUERY_BATCH, UPSERT_BATCH, UpstashVectorIndex
 from shared.retry_policy import RemoteUnavailableError, RetryPolicy
+from stand_ins.scripted_http_server import Reply
+from stand_ins.upstash_server import UpstashServer, bad_gateway_page, rate_limited, server_error
 from tests.support.paths import FIXTURES as ALL_FIXTURES
-from tests.support.scripted_http_server import Reply
-from tests.support.upstash_server import UpstashServer, bad_gateway_page, rate_limited, server_error
 
 DIMENSION = 8
 FAST = RetryPolicy(attempts=3, initial_delay_seconds=0.01, max_delay_seconds=2.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import free_port
+from services.dev.local_redis import free_port
 
 
 def test_dev_starts_its_own_redis_feeds_the_sample_and_prints_clusters(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.redis_server import free_port
+from services.dev.local_redis import free_port
 
 
 @pytest.mark.parametrize(

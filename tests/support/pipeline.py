@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import redis
 import uvicorn
 
+from services.dev.local_redis import free_port
 from shared.keys import INGEST_GROUP, Keys
 from shared.settings import Settings
-from tests.support.redis_server import free_port
 
 GRACEFUL_STOP_SECONDS = 3
 

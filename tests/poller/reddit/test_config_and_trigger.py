@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.dev.local_redis import free_port
 from services.poller.producer.ingest_client import IngestApiClient
 from services.poller.producer.producer_loop import serve_requests
 from services.poller.producer.requests_client import ProducerRequests
@@ -29,7 +30,6 @@ from tests.poller.reddit.conftest import (
 )
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.reddit_server import RedditServer
-from tests.support.redis_server import free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PRODUCER = {"Authorization": f"Bearer {PRODUCER_KEY}"}

@@ -111,8 +111,8 @@ async def test_the_wait_reddit_asks_for_is_the_wait_taken() -> None:
 
 
 async def test_a_spent_quota_holds_the_next_request_until_the_reset() -> None:
+    from stand_ins.scripted_http_server import Reply
     from tests.poller.reddit.test_throttle import FakeClock
-    from tests.support.scripted_http_server import Reply
 
     clock = FakeClock()
     throttle = Throttle(0.0, clock=clock, sleep=clock.sleep)
