@@ -116,6 +116,7 @@ def api_ready(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_restarts(
     redis_server: RedisServer, tmp_path: Path

@@ -14,6 +14,7 @@ import pytest
 from services.dev.local_redis import free_port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"], ["github-sync"], ["janitor"]],
