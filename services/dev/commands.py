@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.dev.local_redis import LocalRedisError, reachable, start_local_redis
+    from services.dev.local_redis import LocalRedisError, RedisServer, reachable
     from services.dev.run import DEV_PREFIX, run_dev
     from shared.settings import get_settings
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     local_redis = None
     if not reachable(settings.redis_url):
         try:
-            local_redis = start_local_redis(settings.redis_url, args.data_dir)
+            local_redis = RedisServer.for_url(settings.redis_url, args.data_dir).start()
         except LocalRedisError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -42,6 +42,5 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(run_dev(settings, fresh=not args.keep, serve=args.serve, use_reddit=args.reddit))
     finally:
         if local_redis is not None:
-            local_redis.terminate()
-            local_redis.wait(10)
+            local_redis.stop()
     return 0
