@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 
 from services.api.app import create_app
 from services.clusterer.worker import build_clusterer_consumer
+from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained, run_consumers
-from tests.support.feedback_seed import seed_items, topic_titles
 
 
 @pytest.fixture

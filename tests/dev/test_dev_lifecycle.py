@@ -12,8 +12,8 @@ from pathlib import Path
 
 import redis
 
+from services.dev.local_redis import free_port
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
-from tests.support.redis_server import free_port
 
 DEV_KEYS = Keys("dev:")
 

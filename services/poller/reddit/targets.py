@@ -18,11 +18,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from services.poller.producer.ingest_client import IngestApiClient, IngestApiRejected
-from services.poller.producer.retry_policy import RetryableResponse
 from services.poller.reddit.listing import SORTS, Listing
+from shared.retry_policy import RemoteUnavailableError
 from shared.settings import Settings
 from shared.subreddit_names import InvalidSubreddits, normalize_subreddits, subreddits_from_env
 
@@ -54,7 +52,7 @@ async def subreddits_from_api(api: IngestApiClient) -> list[str] | None:
     try:
         body = await api.get_json(CONFIG_PATH)
         return normalize_subreddits(body["subreddits"])
-    except (IngestApiRejected, RetryableResponse, httpx.TransportError) as error:
+    except (IngestApiRejected, RemoteUnavailableError) as error:
         log.warning("subreddit config unavailable from the API", extra={"error": str(error)})
         return None
     except (InvalidSubreddits, KeyError, TypeError, ValueError) as error:
