@@ -83,4 +83,6 @@ async def test_a_cluster_from_before_keywords_shows_none(
     await redis.hdel(keys.cluster(old), ClusterField.KEYWORDS)
 
     assert (await api.get(f"/clusters/{old}")).json()["keywords"] == []
-    assert next(c for c in (await api.get("/clusters")).json()["clusters"] if c["id"] == old)["keywords"] == []
+    assert (
+        next(c for c in (await api.get("/clusters")).json()["clusters"] if c["id"] == old)["keywords"] == []
+    )
