@@ -42,6 +42,7 @@ _HEADLINE = re.compile(
 )
 _FRAME = re.compile(r"^\s+(?P<file>\S+?):(?:\d+|\?)(?: in (?P<function>.+))?$")
 _STACKTRACE_MARK = "Stacktrace:"
+_DEFAULT_VARIABLE = re.compile(r"\{\{\s*default\s*\}\}")
 
 # (placeholder, pattern), applied in order: earlier, more specific shapes win over the generic ones.
 _PARAMETERS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -83,14 +84,24 @@ def error_fingerprint(
 ) -> str | None:
     """What identical errors share, or None when the item is not an error event.
 
-    `metadata` is accepted for a caller's `fingerprint` override (Sentry's custom fingerprints: a
-    string or a list of strings, used as given); normalized items carry none today.
+    `metadata["fingerprint"]`, the event's own fingerprint as Sentry sends it (a list of strings;
+    `{{ default }}` stands for the default grouping; other variables are kept as written) overrides
+    or extends the default, as in Sentry.
+    `error_sources`: the caller may pass the machine-text sources it configures.
     """
     if source not in error_sources:
         return None
-    custom = _custom_fingerprint(metadata.get("fingerprint"))
-    if custom is not None:
-        return custom
+    default = _default_fingerprint(title, body)
+    parts = metadata.get("fingerprint")
+    if not isinstance(parts, list) or not parts or not all(isinstance(part, str) for part in parts):
+        return default
+    if all(_DEFAULT_VARIABLE.fullmatch(part) for part in parts):
+        return default
+    chosen = [(default or "") if _DEFAULT_VARIABLE.fullmatch(part) else part for part in parts]
+    return _bounded("custom: " + " | ".join(chosen))
+
+
+def _default_fingerprint(title: str, body: str) -> str | None:
     head, frames = _split_body(body)
     for line in (head, _first_line(title)):
         headline = _HEADLINE.match(line)
@@ -108,14 +119,6 @@ def normalize_message(message: str) -> str:
     for placeholder, pattern in _PARAMETERS:
         message = pattern.sub(placeholder, message)
     return _SPACES.sub(" ", _REPEATS.sub(r"\1", message)).strip()
-
-
-def _custom_fingerprint(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return _bounded(f"custom: {value.strip()}")
-    if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
-        return _bounded("custom: " + " | ".join(value))
-    return None
 
 
 def _split_body(body: str) -> tuple[str, list[str]]:

@@ -107,10 +107,21 @@ def test_without_headline_or_message_the_culprit_frame_names_the_error() -> None
     assert error_fingerprint("sentry", "", "", {}) is None
 
 
-def test_a_custom_fingerprint_in_metadata_wins() -> None:
-    custom = error_fingerprint("sentry", "KeyError: 'a'", "", {"fingerprint": ["payments", "{{ default }}"]})
-    assert custom == "custom: payments | {{ default }}"
-    assert error_fingerprint("sentry", "KeyError: 'a'", "", {"fingerprint": 3}) == "KeyError: <quoted>"
+def test_the_events_own_fingerprint_overrides_or_extends_the_default() -> None:
+    def with_fingerprint(value: object) -> str | None:
+        return error_fingerprint("sentry", "KeyError: 'a'", "", {"fingerprint": value})
+
+    assert with_fingerprint(["{{ default }}"]) == "KeyError: <quoted>" == with_fingerprint(None)
+    assert with_fingerprint(["payments", "{{default}}"]) == "custom: payments | KeyError: <quoted>"
+    assert with_fingerprint(["database-unavailable"]) == "custom: database-unavailable"
+    assert with_fingerprint([3]) == with_fingerprint("oops") == "KeyError: <quoted>"
+
+
+def test_a_sentry_event_keeps_its_fingerprint_through_normalizing() -> None:
+    payload = json.loads((FIXTURES / "sentry" / "error_created.json").read_text())
+    payload["data"]["error"]["fingerprint"] = ["checkout", "{{ default }}"]
+    item = normalize_sentry(payload, CONTEXT).item
+    assert fingerprint_of(item) == "custom: checkout | ReferenceError: blooopy is not defined"
 
 
 def test_lists_of_values_of_any_length_count_as_one_value() -> None:
