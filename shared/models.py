@@ -57,13 +57,9 @@ class FeedbackItem(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    @property
-    def text(self) -> str:
-        """The original model's alias for `body`."""
-        return self.body
-
     def to_hash(self) -> dict[str, str]:
-        """Strings only, None left out: the original store's layout, which the dashboard parses."""
+        """Strings only, None left out, metadata as JSON, booleans as `true`/`false`: the layout the
+        dashboard parses."""
         fields: dict[str, str] = {}
         for name, value in self.__dict__.items():  # the field values, without a serialization pass
             if value is None:
@@ -90,6 +86,6 @@ class FeedbackItem(BaseModel):
 
 
 def clustering_text(title: str, body: str, limit: int = 1500) -> str:
-    """Title, blank line, body cut to `limit` characters (DESIGN.md §6)."""
+    """Title, blank line, body cut to `limit` characters (docs/architecture.md, "Clustering text")."""
     title, body = title.strip(), body.strip()[:limit]
     return f"{title}\n\n{body}" if title and body else title or body

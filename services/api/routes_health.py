@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -10,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from services.api.resources import app_resources
+from shared.metrics import unclustered_items
 
 router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -33,5 +35,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """Also samples the unclustered backlog here: one O(1) SCARD per scrape, whatever else runs."""
+    resources = app_resources(request)
+    with contextlib.suppress(RedisError, OSError):
+        unclustered_items.set(int(await resources.redis.scard(resources.keys.unclustered)))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -10,15 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.consumer.message import PayloadError
+from shared.consumer import InvalidPayload as InvalidPayload  # what a normalizer raises for bad input
 from shared.models import FeedbackItem, item_id_for
-
-
-class InvalidPayload(PayloadError):
-    """The payload can never become an item; the event is dead-lettered at once with this reason.
-
-    Normalizers are pure functions of the payload, so any error one raises would repeat on every
-    retry: the worker reports each as `InvalidPayload`, whatever its type."""
 
 
 @dataclass(frozen=True)
