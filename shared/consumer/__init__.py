@@ -2,6 +2,14 @@
 
 from shared.consumer.config import ConsumerConfig
 from shared.consumer.message import BatchHandler, Failures, PermanentError, StreamMessage
-from shared.consumer.runtime import StreamConsumer
+from shared.consumer.runtime import StreamConsumer, ensure_group
 
-__all__ = ["BatchHandler", "ConsumerConfig", "Failures", "PermanentError", "StreamConsumer", "StreamMessage"]
+__all__ = [
+    "BatchHandler",
+    "ConsumerConfig",
+    "Failures",
+    "PermanentError",
+    "StreamConsumer",
+    "StreamMessage",
+    "ensure_group",
+]

@@ -1,0 +1,89 @@
+"""Parsing request JSON as strictly as the rest of the pipeline needs it, with a reason for each refusal.
+
+Python's `json` module is lenient where the pipeline is not: it accepts `NaN` and `Infinity` (which
+are not JSON), turns `1e400` into infinity, and keeps lone UTF-16 surrogates (`"\\ud800"`) that can
+never be encoded as UTF-8 for Redis. Nesting is bounded too: a deeply nested value breaks the
+worker's encoding and every later read. So the API refuses all of these before a byte is appended;
+it does not repair them, because an event is stored exactly as it was received.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+Location = tuple[str | int, ...]
+
+
+class NotJson(ValueError):
+    """The text is not JSON at all (a syntax error, `NaN`, not UTF-8): answered 400."""
+
+
+class UnacceptableJson(ValueError):
+    """Valid JSON the pipeline cannot carry (too deep, a lone surrogate, an infinite number): 422."""
+
+    def __init__(self, location: Location, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+        self.message = message
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not a JSON value")
+
+
+def loads(raw: bytes, max_depth: int) -> Any:
+    """The parsed value, or `NotJson` / `UnacceptableJson` naming the problem and where it is."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotJson("request body is not UTF-8") from error
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        raise NotJson(f"request body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise UnacceptableJson(("body",), _too_deep(max_depth)) from error
+    check_carriable(data, max_depth)
+    return data
+
+
+def check_carriable(data: Any, max_depth: int, root: Location = ("body",)) -> None:
+    """Walks the value once, without recursion, so a hostile depth cannot exhaust the stack here."""
+    for location, depth, value in _walk(data, root):
+        if depth > max_depth:
+            raise UnacceptableJson(location, _too_deep(max_depth))
+        if isinstance(value, str) and not _encodable(value):
+            raise UnacceptableJson(
+                location, "text contains a lone UTF-16 surrogate, which is not valid Unicode"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UnacceptableJson(location, "number is too large to represent")
+
+
+def _walk(data: Any, root: Location) -> Iterator[tuple[Location, int, Any]]:
+    """Every value and object key with its location and nesting depth (a scalar at the top is 0)."""
+    pending: list[tuple[Location, int, Any]] = [(root, 0, data)]
+    while pending:
+        location, depth, value = pending.pop()
+        yield location, depth, value
+        if isinstance(value, dict):
+            for key, child in value.items():
+                yield (*location, key), depth + 1, key
+                pending.append(((*location, key), depth + 1, child))
+        elif isinstance(value, list):
+            pending.extend(((*location, index), depth + 1, child) for index, child in enumerate(value))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"JSON nested deeper than {max_depth} levels (MAX_JSON_DEPTH)"
