@@ -26,7 +26,7 @@ class UnacceptableJson(ValueError):
 
     def __init__(self, location: Location, message: str) -> None:
         super().__init__(message)
-        self.location = location
+        self.location = tuple(map(_printable, location))  # a key may hold the very surrogate refused
         self.message = message
 
 
@@ -83,6 +83,11 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _printable(part: str | int) -> str | int:
+    """A key as the answer can show it: a lone surrogate written out as `\\udfff`."""
+    return part.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(part, str) else part
 
 
 def _too_deep(max_depth: int) -> str:

@@ -49,4 +49,6 @@ def test_generated_requests_get_documented_answers_and_no_server_error(
 ) -> None:
     if case.query and "wait_seconds" in case.query:
         case.query["wait_seconds"] = 0  # a long poll would only make the run slower, not wider
-    case.call_and_validate(app=fuzzed_app, excluded_checks=[negative_data_rejection, positive_data_acceptance])
+    case.call_and_validate(
+        app=fuzzed_app, excluded_checks=[negative_data_rejection, positive_data_acceptance]
+    )
