@@ -54,6 +54,9 @@ _MEANINGS = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entries that document these error codes with `ErrorBody`."""
     return {code: {"model": ErrorBody, "description": _MEANINGS[code]} for code in codes}
@@ -75,18 +78,22 @@ async def client_closed(request: Request, error: Exception) -> JSONResponse:
     return _answer(request, CLIENT_CLOSED_REQUEST, "client closed the request")
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path, found by asking the routes themselves (the
+    router stops at the first route whose path matches, so its own `Allow` names only that route's)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
-        allowed = sorted(
-            {
-                method
-                for route in request.app.router.routes
-                if route.matches(request.scope)[0] is Match.PARTIAL
-                for method in getattr(route, "methods", None) or ()
-            }
-        )
-        error = StarletteHTTPException(error.status_code, error.detail, headers={"Allow": ", ".join(allowed)})
+        allow = {"Allow": ", ".join(allowed_methods(request))}
+        error = StarletteHTTPException(error.status_code, error.detail, headers=allow)
     return await http_exception_handler(request, error)
 
 

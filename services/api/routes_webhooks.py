@@ -39,7 +39,12 @@ from services.ingest.normalizers.github import (
     GitHubIssue,
     GitHubIssuesDelivery,
 )
-from services.ingest.normalizers.sentry import SENTRY_PAYLOAD, SentryReport
+from services.ingest.normalizers.sentry import (
+    SENTRY_PAYLOAD,
+    SentryLegacyWebhook,
+    SentryPlatformWebhook,
+    SentryReport,
+)
 
 router = APIRouter(
     prefix="/ingest",
@@ -58,6 +63,9 @@ class GitHubPing(BaseModel):
 
 GITHUB_PING: TypeAdapter[GitHubPing] = TypeAdapter(GitHubPing)
 GITHUB_BODY: TypeAdapter[Any] = TypeAdapter(GitHubIssuesDelivery | GitHubPing | list[GitHubIssue])
+# Documented as "either shape" (anyOf): every legacy field is optional, so a platform webhook would
+# match both, and "exactly one" (the oneOf of the discriminated SENTRY_PAYLOAD) would refuse it.
+SENTRY_BODY: TypeAdapter[Any] = TypeAdapter(SentryPlatformWebhook | SentryLegacyWebhook)
 PING_ANSWERED: dict[int | str, dict[str, Any]] = {200: {"model": GitHubPing, "description": "A `ping`."}}
 
 
@@ -68,7 +76,7 @@ async def signed_body(request: Request, signature: WebhookSignature, secret: str
     return body
 
 
-@router.post("/sentry", status_code=202, openapi_extra=raw_json_body("SentryIngestBody", SENTRY_PAYLOAD))
+@router.post("/sentry", status_code=202, openapi_extra=raw_json_body("SentryIngestBody", SENTRY_BODY))
 async def ingest_sentry(
     request: Request, sentry_hook_resource: str | None = Header(default=None)
 ) -> JSONResponse:
