@@ -112,7 +112,7 @@ async def test_every_accepted_event_ends_with_an_outcome_and_hostile_requests_ap
 
 @pytest.mark.xfail(
     strict=True,
-    reason="needs the worker to isolate a poison event whatever it raises (branch ingest-worker, issue 11 item 2)",
+    reason="needs the worker to isolate a poison event whatever it raises (ingest-worker branch, #11.2)",
 )
 async def test_a_poison_entry_published_around_the_api_is_dead_lettered_alone(
     pipeline: Pipeline, settings: Settings, redis: Redis, keys: Keys
