@@ -1,6 +1,6 @@
 """The cluster hash layout and the reads both the clusterer and the read API use.
 
-`cluster:{id}` keeps the dashboard's fields (DESIGN.md §2) plus what online clustering needs to
+`cluster:{id}` keeps the dashboard's fields (docs/architecture.md) plus what online clustering needs to
 update a cluster without re-reading its members: per-source counts, the running mean `centroid`
 (a JSON list; its norm is below 1, so cosine to it divides by its norm) and the item that was most
 central when it joined (its title names the cluster).

@@ -1,6 +1,6 @@
 """Every Redis key, stream, group and stream-entry field name, in one place.
 
-The key shapes are a contract with the existing dashboard (see DESIGN.md §2): change them here or
+The key shapes are a contract with the existing dashboard (see docs/architecture.md): change them here or
 nowhere. An optional prefix lets several deployments share one Redis.
 """
 
@@ -64,6 +64,14 @@ class DeadLetterField:
     DELIVERIES = "deliveries"
     ERROR = "error"
     FAILED_AT = "failed_at"
+
+
+class ProvenanceField:
+    """Fields an operator tool adds when it appends an entry again, to either stream a group reads."""
+
+    REDRIVEN_FROM = "redriven_from"  # `soulcaster dlq redrive`: the dead letter's id
+    REDRIVEN_ERROR = "redriven_error"  # `soulcaster dlq redrive`: why the entry had been dead-lettered
+    IMPORTED_FROM = "imported_from"  # `soulcaster import`: the entry's id in the exporting deployment
 
 
 @dataclass(frozen=True)

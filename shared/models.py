@@ -113,6 +113,6 @@ class FeedbackItem(BaseModel):
 
 
 def clustering_text(title: str, body: str, limit: int = 1500) -> str:
-    """Title, blank line, body cut to `limit` characters (DESIGN.md §6)."""
+    """Title, blank line, body cut to `limit` characters (docs/architecture.md, "Clustering text")."""
     title, body = title.strip(), body.strip()[:limit]
     return f"{title}\n\n{body}" if title and body else title or body

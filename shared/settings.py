@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = Field(default="", validation_alias=AliasChoices("SOULCASTER_KEY_PREFIX", "KEY_PREFIX"))
     redis_socket_timeout_seconds: float = 30.0
+    # Connections per process; a burst beyond them waits up to the pool timeout for a free one.
+    redis_max_connections: int = 100
+    redis_pool_timeout_seconds: float = 10.0
 
     # HTTP API
     api_host: str = "127.0.0.1"

@@ -30,7 +30,7 @@ from services.clusterer.providers import build_embedder, build_summarizer, build
 from services.clusterer.summarizers.base import Summarizer
 from services.clusterer.thresholds import Profiles, TextKind, profiles_for
 from services.clusterer.vector_index.base import Match, VectorIndex, VectorRecord
-from shared.consumer import Failures, PermanentError, StreamConsumer, StreamMessage
+from shared.consumer import Failures, InvalidPayload, PermanentError, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
 from shared.models import FeedbackItem, clustering_text
@@ -82,7 +82,7 @@ class ClusterWorker:
             if item_id:
                 item_of[message.id] = item_id
             else:
-                failures[message.id] = PermanentError("new-item event has no item id")
+                failures[message.id] = InvalidPayload("new-item event has no item id")
         items, broken = await self._hydrate(sorted(set(item_of.values())))
         for entry_id, item_id in item_of.items():
             if item_id in broken:

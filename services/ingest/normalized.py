@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.consumer import PermanentError
+from shared.consumer import InvalidPayload as InvalidPayload  # what a normalizer raises for bad input
 from shared.models import FeedbackItem, item_id_for
-
-
-class InvalidPayload(PermanentError):
-    """The payload can never become an item; the event is dead-lettered with this reason."""
 
 
 @dataclass(frozen=True)

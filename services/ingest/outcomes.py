@@ -1,7 +1,8 @@
 """What became of an ingest event, kept for producers to look up (`GET /ingest/events/{id}`).
 
 The worker's write script records the outcome in the same atomic step as the effect; the
-dead-letter script records `dead_lettered`. No record and the entry still in the stream: `pending`.
+dead-letter script records `dead_lettered` (see `dead_letter_outcome`). No record and the entry
+still in the stream: `pending`.
 Records are JSON objects in one hash per hour of entry ids (`Keys.event_outcomes`).
 """
 

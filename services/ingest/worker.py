@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from services.ingest.dead_letter_outcome import dead_letter_outcome
 from services.ingest.event_writer import Applied, EventWriter, PreparedEvent
 from services.ingest.normalized import EventContext, InvalidPayload, Normalizer, NormalizeResult
 from shared import metrics
@@ -115,7 +116,7 @@ def build_ingest_consumer(
         group=INGEST_GROUP,
         batch_size=settings.ingest_batch_size,
         max_in_flight=2,
-        outcome_key=keys.event_outcomes,
+        burial_record=dead_letter_outcome(keys, settings.event_outcome_ttl_seconds),
     )
     writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
     return StreamConsumer(redis, config, IngestHandler(writer, normalizers))

@@ -1,13 +1,19 @@
 -- Move entries to the dead-letter stream and ack them, in one atomic step, so an entry is never
--- both lost and acked, nor dead-lettered twice.
--- KEYS[1] dead-letter stream, KEYS[2] source stream, KEYS[3] last-errors hash,
--- KEYS[4..] one outcomes hash per entry when ARGV[4] == '1' (field: the entry id, value: JSON).
--- ARGV[1] group, ARGV[2] failed_at, ARGV[3] outcome ttl seconds, ARGV[4] '1' to record outcomes,
--- then per entry: id, deliveries, error, fields as a JSON object.
-local group, failed_at, ttl, record = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local count = (#ARGV - 4) / 4
-for i = 0, count - 1 do
-  local base = 5 + i * 4
+-- both lost and acked, nor dead-lettered twice. The group's burial record, if any, runs here too.
+-- Not standalone: `dead_letter.py` prepends `local function record_burial(id, err, dead_id, keys, args)`.
+-- KEYS[1] dead-letter stream, KEYS[2] source stream, KEYS[3] last-errors hash, then each entry's
+-- record keys in entry order.
+-- ARGV[1] group, ARGV[2] failed_at, ARGV[3] n = how many record args follow, ARGV[4..3+n] record args,
+-- then per entry: id, deliveries, error, fields as a JSON object, how many record keys it has.
+local group, failed_at = ARGV[1], ARGV[2]
+local record_args = {}
+for i = 1, tonumber(ARGV[3]) do
+  record_args[i] = ARGV[3 + i]
+end
+local base = 4 + #record_args
+local next_key = 4
+local buried = 0
+while base <= #ARGV do
   local id, deliveries, err = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local args = {KEYS[1], '*'}
   for field, value in pairs(cjson.decode(ARGV[base + 3])) do
@@ -22,10 +28,13 @@ for i = 0, count - 1 do
   local dead_id = redis.call('XADD', unpack(args))
   redis.call('XACK', KEYS[2], group, id)
   redis.call('HDEL', KEYS[3], id)
-  if record then
-    local outcome = cjson.encode({status = 'dead_lettered', error = err, dead_letter_id = dead_id})
-    redis.call('HSET', KEYS[4 + i], id, outcome)
-    redis.call('EXPIRE', KEYS[4 + i], ttl)
+  local entry_keys = {}
+  for k = 1, tonumber(ARGV[base + 4]) do
+    entry_keys[k] = KEYS[next_key]
+    next_key = next_key + 1
   end
+  record_burial(id, err, dead_id, entry_keys, record_args)
+  buried = buried + 1
+  base = base + 5
 end
-return count
+return buried

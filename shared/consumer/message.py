@@ -26,11 +26,19 @@ class StreamMessage:
 
 
 class PermanentError(Exception):
-    """The entry can never succeed (invalid payload, unknown version): dead-letter it now, no retries."""
+    """The entry can never succeed with the code deployed (a schema version it cannot read, a stored
+    record it cannot parse): dead-letter it now, no retries. Counts toward the circuit breaker, since
+    many of these at once mean a bad deploy."""
+
+
+class InvalidPayload(PermanentError):
+    """The entry's own data is wrong and always will be: dead-letter it now, no retries. Does not count
+    toward the circuit breaker: one producer's bad data must not pause the group for everyone."""
 
 
 Failures = Mapping[str, Exception]
-"""Entry id to the error it failed with. An entry not listed succeeded and is acked."""
+"""Entry id to the error it failed with. An entry not listed succeeded and is acked; the kind of each
+error decides its fate (see the `shared.consumer` package docstring)."""
 
 
 class BatchHandler(Protocol):

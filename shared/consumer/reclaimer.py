@@ -39,25 +39,37 @@ class Reclaimer:
         due: list[tuple[str, int, int]] = []  # entry id, deliveries so far, min idle for the claim
         for entry in await self._idle_entries():
             deliveries = int(entry["times_delivered"])
-            if deliveries >= self._config.max_deliveries:
-                due.append((entry["message_id"], deliveries, self._config.visibility_timeout_ms))
+            if deliveries >= self._config.retry.max_deliveries:
+                due.append((entry["message_id"], deliveries, self._config.retry.visibility_timeout_ms))
             elif int(entry["time_since_delivered"]) >= self._due_after_ms(deliveries):
-                due.append((entry["message_id"], deliveries, self._config.backoff_ms(deliveries)))
+                due.append((entry["message_id"], deliveries, self._config.retry.backoff_ms(deliveries)))
         claimed = await self._claim(due)
         retry: list[StreamMessage] = []
         exhausted: list[StreamMessage] = []
         for (_, deliveries, _), message in zip(due, claimed, strict=True):
             if message is None:
                 continue
-            if deliveries >= self._config.max_deliveries:
+            if deliveries >= self._config.retry.max_deliveries:
                 exhausted.append(StreamMessage(message.id, message.fields, deliveries))
             else:
                 retry.append(StreamMessage(message.id, message.fields, deliveries + 1))
         return Reclaimed(retry, exhausted)
 
+    async def own_deliveries(self, first_id: str, last_id: str, count: int) -> dict[str, int]:
+        """How often each of this consumer's pending entries from `first_id` to `last_id` was delivered."""
+        page = await self._redis.xpending_range(
+            self._config.stream,
+            self._config.group,
+            min=first_id,
+            max=last_id,
+            count=count,
+            consumername=self._config.consumer,
+        )
+        return {entry["message_id"]: int(entry["times_delivered"]) for entry in page}
+
     def _due_after_ms(self, deliveries: int) -> float:
         """Backoff with jitter, so entries that failed together do not all retry in the same instant."""
-        return self._config.backoff_ms(deliveries) * (1 + random.uniform(0, JITTER))
+        return self._config.retry.backoff_ms(deliveries) * (1 + random.uniform(0, JITTER))
 
     async def _idle_entries(self) -> list[dict[str, Any]]:
         """Pending entries idle past the visibility timeout, oldest first, a bounded number of pages."""
@@ -70,7 +82,7 @@ class Reclaimer:
                 min=start,
                 max="+",
                 count=PAGE_SIZE,
-                idle=self._config.visibility_timeout_ms,
+                idle=self._config.retry.visibility_timeout_ms,
             )
             found += page
             if len(page) < PAGE_SIZE:

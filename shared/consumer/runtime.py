@@ -1,14 +1,4 @@
-"""The consumer loop every worker runs.
-
-Commit semantics, in the order they happen for each batch:
-1. read: first this consumer's own pending entries (a restart resumes its work), then new ones;
-2. handle: the handler applies the batch's effects idempotently and reports failures per entry;
-3. ack: succeeded entries are acked after their effects landed; a failed entry stays pending with
-   its error recorded, and the reclaimer retries it after a backoff that doubles per delivery;
-4. dead-letter: a permanent failure at once, a transient one past `max_deliveries`, each with its
-   reason, atomically with its ack.
-A circuit breaker pauses the whole group when dead letters come too fast (a bad deploy, not bad data).
-"""
+"""The consumer loop every worker runs; its contract is stated once, in `shared.consumer`."""
 
 from __future__ import annotations
 
@@ -19,6 +9,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared import metrics
 from shared.consumer.config import ConsumerConfig
 from shared.consumer.dead_letter import DeadLetterer, describe
-from shared.consumer.message import BatchHandler, Failures, PermanentError, StreamMessage
+from shared.consumer.message import BatchHandler, Failures, InvalidPayload, PermanentError, StreamMessage
 from shared.consumer.reclaimer import Reclaimer
 
 log = logging.getLogger(__name__)
@@ -62,6 +53,9 @@ class StreamConsumer:
         self._prefetch: asyncio.Task[list[StreamMessage]] | None = None
         self._next_housekeeping = 0.0
         self._next_reclaim = 0.0
+        # True until this consumer's own pending entries were read again after a start or a lost
+        # connection: a batch cut off half-way must not wait a visibility timeout for its retry.
+        self._own_pending_unsettled = True
         self.last_beat = time.monotonic()
         self._labels = {"stream": config.stream, "group": config.group}
 
@@ -91,7 +85,6 @@ class StreamConsumer:
                 "consumer": self._config.consumer,
             },
         )
-        await self._drain_own_pending()
         while not self._stopping.is_set():
             try:
                 await self._step()
@@ -102,6 +95,7 @@ class StreamConsumer:
                 await self.ensure_group()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis unavailable: %s", exc, extra=self._labels)
+                self._own_pending_unsettled = True
                 await self._pause(ERROR_PAUSE_SECONDS)
         await self._finish_in_flight()
         log.info("consumer stopped", extra={**self._labels, "consumer": self._config.consumer})
@@ -110,14 +104,16 @@ class StreamConsumer:
         self.last_beat = time.monotonic()
         await self._housekeeping()
         if self._paused:
-            await self._pause(self._config.block_ms / 1000)
+            await self._pause(self._config.read.block_ms / 1000)
             return
+        if self._own_pending_unsettled:
+            await self._reread_own_pending()
         if time.monotonic() >= self._next_reclaim:
-            self._next_reclaim = time.monotonic() + self._config.reclaim_interval_ms / 1000
+            self._next_reclaim = time.monotonic() + self._config.retry.reclaim_interval_ms / 1000
             await self._reclaim()
         messages = await self._next_batch()
         if messages:
-            if self._config.max_in_flight > 1:
+            if self._config.read.max_in_flight > 1:
                 self._prefetch = asyncio.create_task(self._read_new())
             await self._submit(messages)
 
@@ -137,7 +133,7 @@ class StreamConsumer:
         task = asyncio.create_task(self._handle(messages))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
-        if len(self._in_flight) >= self._config.max_in_flight:
+        if len(self._in_flight) >= self._config.read.max_in_flight:
             done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             for finished in done:
                 finished.result()
@@ -158,13 +154,12 @@ class StreamConsumer:
     async def _housekeeping(self) -> None:
         """Once a second: publish a heartbeat, learn whether the group is paused, sample the backlog."""
         now = time.monotonic()
-        if now < self._next_housekeeping or not self._config.paused_key:
+        if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
         async with self._redis.pipeline(transaction=False) as pipe:
-            if self._config.heartbeat_key:
-                pipe.set(self._config.heartbeat_key, datetime.now(UTC).isoformat(), ex=30)
-            pipe.exists(self._config.paused_key)
+            pipe.set(self._config.keys.heartbeat, datetime.now(UTC).isoformat(), ex=30)
+            pipe.exists(self._config.keys.paused)
             pipe.xlen(self._config.stream)
             pipe.xinfo_groups(self._config.stream)
             replies = await pipe.execute(raise_on_error=False)
@@ -190,29 +185,55 @@ class StreamConsumer:
             self._config.group,
             self._config.consumer,
             {self._config.stream: ">"},
-            count=self._config.batch_size,
-            block=self._config.block_ms,
+            count=self._config.read.batch_size,
+            block=self._config.read.block_ms,
         )
         return await self._messages(reply[0][1], deliveries=1) if reply else []
 
+    async def _reread_own_pending(self) -> None:
+        """Handle again, now, every entry this consumer holds unacked: after a start, its name's work
+        from before; after a lost connection, batches cut off half-way. Batches still in hand finish
+        first, and a read-ahead is dropped, since its entries are pending here too."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._prefetch is not None:
+            prefetch, self._prefetch = self._prefetch, None
+            with contextlib.suppress(Exception):
+                await prefetch
+        self._own_pending_unsettled = False
+        await self._drain_own_pending()
+
     async def _drain_own_pending(self) -> None:
-        """Entries this consumer name took before a restart and never acked: finish them first."""
+        """Read this consumer's pending entries from the start (`XREADGROUP ... 0`), batch by batch.
+
+        Each re-read counts as a delivery, so an entry that keeps failing this way (a worker that
+        crashes on it, a script that times out) is still dead-lettered past `max_deliveries`."""
         cursor = "0"
         while not self._stopping.is_set():
             reply = await self._redis.xreadgroup(
                 self._config.group,
                 self._config.consumer,
                 {self._config.stream: cursor},
-                count=self._config.batch_size,
+                count=self._config.read.batch_size,
             )
             entries = reply[0][1] if reply else []
             if not entries:
                 return
             cursor = entries[-1][0]
             self.last_beat = time.monotonic()
-            messages = await self._messages(entries, deliveries=0)
-            if messages:
-                await self._handle(messages)
+            deliveries = await self._reclaimer.own_deliveries(entries[0][0], cursor, len(entries))
+            messages = [
+                replace(m, deliveries=deliveries.get(m.id, 0)) for m in await self._messages(entries, 0)
+            ]
+            max_deliveries = self._config.retry.max_deliveries
+            exhausted = [
+                replace(m, deliveries=m.deliveries - 1) for m in messages if m.deliveries > max_deliveries
+            ]
+            if exhausted:
+                await self._bury_exhausted(exhausted)
+            retry = [m for m in messages if m.deliveries <= max_deliveries]
+            if retry:
+                await self._handle(retry)
 
     async def _messages(
         self, entries: list[tuple[str, dict[str, str] | None]], deliveries: int
@@ -233,12 +254,12 @@ class StreamConsumer:
             await self._handle(reclaimed.retry)
 
     async def _bury_exhausted(self, messages: Sequence[StreamMessage]) -> None:
-        last_errors = await self._redis.hmget(self._config.errors_key, [m.id for m in messages])
+        last_errors = await self._redis.hmget(self._config.keys.errors, [m.id for m in messages])
         dead = [
             (m, f"gave up after {m.deliveries} deliveries; last error: {error or 'none recorded'}")
             for m, error in zip(messages, last_errors, strict=True)
         ]
-        await self._dead_letter(dead)
+        await self._dead_letter(dead, breaker_count=len(dead))
 
     async def _handle(self, messages: Sequence[StreamMessage]) -> None:
         started = time.perf_counter()
@@ -248,17 +269,22 @@ class StreamConsumer:
             log.exception("handler failed for a whole batch", extra=self._labels)
             failures = {m.id: exc for m in messages}
         metrics.handler_seconds.labels(**self._labels).observe(time.perf_counter() - started)
+        if any(lost_redis(error) for error in failures.values()):
+            self._own_pending_unsettled = True
         done = [m for m in messages if m.id not in failures]
-        permanent = [
-            (m, describe(failures[m.id])) for m in messages if isinstance(failures.get(m.id), PermanentError)
-        ]
-        transient = {
-            m.id: describe(failures[m.id])
-            for m in messages
-            if m.id in failures and not isinstance(failures[m.id], PermanentError)
-        }
+        bad_data: list[tuple[StreamMessage, str]] = []
+        broken: list[tuple[StreamMessage, str]] = []
+        transient: dict[str, str] = {}
+        for message in messages:
+            error = failures.get(message.id)
+            if isinstance(error, InvalidPayload):
+                bad_data.append((message, describe(error)))
+            elif isinstance(error, PermanentError):
+                broken.append((message, describe(error)))
+            elif error is not None:
+                transient[message.id] = describe(error)
         await self._settle(done, transient)
-        await self._dead_letter(permanent)
+        await self._dead_letter(bad_data + broken, breaker_count=len(broken))
 
     async def _settle(self, done: Sequence[StreamMessage], transient: dict[str, str]) -> None:
         """Ack what succeeded and remember why the rest failed, in one round trip."""
@@ -270,9 +296,9 @@ class StreamConsumer:
                 # Only an entry delivered before (or of unknown history) can have an error on record.
                 retried = [m.id for m in done if m.deliveries != 1]
                 if retried:
-                    pipe.hdel(self._config.errors_key, *retried)
+                    pipe.hdel(self._config.keys.errors, *retried)
             if transient:
-                pipe.hset(self._config.errors_key, mapping=transient)
+                pipe.hset(self._config.keys.errors, mapping=transient)
             await pipe.execute()
         now_ms = time.time() * 1000
         e2e = metrics.end_to_end_seconds.labels(**self._labels)
@@ -287,7 +313,9 @@ class StreamConsumer:
                 extra={**self._labels, "first_error": next(iter(transient.values()))},
             )
 
-    async def _dead_letter(self, dead: Sequence[tuple[StreamMessage, str]]) -> None:
+    async def _dead_letter(self, dead: Sequence[tuple[StreamMessage, str]], breaker_count: int) -> None:
+        """Bury entries; `breaker_count` of them (those not buried for their own bad data) count
+        toward the circuit breaker."""
         if not dead:
             return
         await self._dead_letterer.bury(dead)
@@ -295,22 +323,30 @@ class StreamConsumer:
         metrics.messages_total.labels(**self._labels, outcome="dead_letter").inc(len(dead))
         for message, reason in dead:
             log.error("dead-lettered", extra={**self._labels, "event_id": message.id, "reason": reason})
-        await self._check_breaker(len(dead))
+        if breaker_count:
+            await self._check_breaker(breaker_count)
 
     async def _check_breaker(self, count: int) -> None:
-        """Pause the group when dead letters pass the configured rate: stop draining into the DLQ."""
+        """Pause the group when counted dead letters pass the configured rate: a bad deploy must stop
+        the group rather than drain the stream into the dead-letter stream."""
+        breaker = self._config.breaker
         now = time.monotonic()
         self._recent_dead.extend([now] * count)
-        while self._recent_dead and self._recent_dead[0] < now - self._config.breaker_window_seconds:
+        while self._recent_dead and self._recent_dead[0] < now - breaker.window_seconds:
             self._recent_dead.popleft()
-        if self._config.paused_key and len(self._recent_dead) > self._config.breaker_max_dead_letters:
+        if len(self._recent_dead) > breaker.max_dead_letters:
             reason = (
-                f"{len(self._recent_dead)} dead letters within {self._config.breaker_window_seconds:g}s "
-                f"(limit {self._config.breaker_max_dead_letters}) at {datetime.now(UTC).isoformat()}"
+                f"{len(self._recent_dead)} dead letters within {breaker.window_seconds:g}s "
+                f"(limit {breaker.max_dead_letters}) at {datetime.now(UTC).isoformat()}"
             )
-            await self._redis.set(self._config.paused_key, reason)
+            await self._redis.set(self._config.keys.paused, reason)
             self._paused = True
             log.error("circuit breaker open: group paused", extra={**self._labels, "reason": reason})
+
+
+def lost_redis(error: Exception) -> bool:
+    """The failure was Redis going away (a restart, a dropped connection), not the entry or the handler."""
+    return isinstance(error, RedisConnectionError | RedisTimeoutError)
 
 
 def group_vanished(error: ResponseError) -> bool:

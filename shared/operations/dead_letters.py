@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared.keys import DeadLetterField
+from shared.keys import DeadLetterField, ProvenanceField
 
 _DEAD_LETTER_FIELDS = {
     DeadLetterField.ORIGINAL_ID,
@@ -65,7 +65,11 @@ class DeadLetters:
             letter = await self.show(dead_letter_id)
             if letter is None:
                 continue
-            fields = {**letter.original_fields, "redriven_from": letter.id, "redriven_error": letter.error}
+            fields = {
+                **letter.original_fields,
+                ProvenanceField.REDRIVEN_FROM: letter.id,
+                ProvenanceField.REDRIVEN_ERROR: letter.error,
+            }
             args = [letter.id] + [part for pair in fields.items() for part in pair]
             new_id = await self._redrive(keys=[self._stream, self._source], args=args)
             if new_id:

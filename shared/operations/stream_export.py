@@ -8,9 +8,9 @@ from typing import TextIO
 
 from redis.asyncio import Redis
 
+from shared.keys import ProvenanceField
 from shared.operations.stream_range import entries_between
 
-IMPORTED_FROM = "imported_from"
 IMPORT_BATCH = 500
 
 
@@ -35,7 +35,7 @@ async def import_lines(redis: Redis, stream: str, lines: Iterable[str]) -> int:
             fields = {str(k): str(v) for k, v in record["fields"].items()}
         except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
             raise ValueError(f"line {number} is not an exported entry: {exc}") from exc
-        batch.append({**fields, IMPORTED_FROM: str(record.get("id", ""))})
+        batch.append({**fields, ProvenanceField.IMPORTED_FROM: str(record.get("id", ""))})
         if len(batch) == IMPORT_BATCH:
             count += await _append(redis, stream, batch)
             batch = []

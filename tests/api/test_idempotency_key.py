@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from services.ingest.normalized import EventContext
 from shared.keys import IngestField, Keys
 from shared.settings import Settings
+from tests.shared.test_stream_contract import assert_ingest_entry_valid
 from tests.support.pipeline import Pipeline, running_pipeline
 
 KEY = {"Idempotency-Key": "7f3c2a10-retry-safe"}
@@ -74,7 +75,10 @@ async def test_each_element_of_a_keyed_batch_is_its_own_item_and_a_retried_batch
     assert [answer["status"] for answer in repeated] == ["duplicate", "duplicate"]
     assert [answer["feedback_id"] for answer in repeated] == [answer["feedback_id"] for answer in created]
     assert len({answer["feedback_id"] for answer in created}) == 2
-    carried = [fields[IngestField.IDEMPOTENCY_KEY] for _, fields in await redis.xrange(keys.ingest_stream)]
+    entries = [fields for _, fields in await redis.xrange(keys.ingest_stream)]
+    for fields in entries:
+        assert_ingest_entry_valid(fields)
+    carried = [fields[IngestField.IDEMPOTENCY_KEY] for fields in entries]
     assert carried[:2] == [f"{KEY['Idempotency-Key']}#0", f"{KEY['Idempotency-Key']}#1"]
 
 

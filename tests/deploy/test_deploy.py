@@ -37,7 +37,7 @@ from tests.support.manifests import (
     validation_errors,
 )
 
-# DESIGN.md §7: the long-running processes and the command lines operators script against.
+# docs/architecture.md: the long-running processes and the command lines operators script against.
 PROCESSES = {
     "api": ["api", "--host", "0.0.0.0", "--port", "8000"],
     "ingest-worker": ["ingest-worker"],

@@ -10,29 +10,52 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from shared.consumer import ConsumerConfig, Failures, PermanentError, StreamConsumer, StreamMessage
+from shared.consumer import (
+    BreakerPolicy,
+    BurialRecord,
+    ConsumerConfig,
+    DeadLetterPolicy,
+    Failures,
+    GroupKeys,
+    InvalidPayload,
+    PermanentError,
+    ReadPolicy,
+    RetryPolicy,
+    StreamConsumer,
+    StreamMessage,
+)
 
 STREAM = "test:stream"
 GROUP = "workers"
+FAST_RETRY = RetryPolicy(
+    visibility_timeout_ms=100, max_backoff_ms=400, max_deliveries=3, reclaim_interval_ms=50
+)
+FAST_READ = ReadPolicy(batch_size=10, block_ms=50)
+DEFAULT_BREAKER = BreakerPolicy()
+LONG_VISIBILITY = replace(FAST_RETRY, visibility_timeout_ms=60_000)
 
 
-def make_config(consumer: str = "c1", **overrides: object) -> ConsumerConfig:
-    config = ConsumerConfig(
+def make_config(
+    consumer: str = "c1",
+    *,
+    read: ReadPolicy = FAST_READ,
+    retry: RetryPolicy = FAST_RETRY,
+    breaker: BreakerPolicy = DEFAULT_BREAKER,
+) -> ConsumerConfig:
+    return ConsumerConfig(
         stream=STREAM,
         group=GROUP,
-        dead_letter_stream=f"{STREAM}:dlq",
         consumer=consumer,
-        errors_key=f"{STREAM}:errors:{GROUP}",
-        batch_size=10,
-        block_ms=50,
-        visibility_timeout_ms=100,
-        max_backoff_ms=400,
-        max_deliveries=3,
-        reclaim_interval_ms=50,
-        paused_key=f"{STREAM}:paused:{GROUP}",
-        heartbeat_key=f"{STREAM}:heartbeat:{GROUP}:{consumer}",
+        keys=GroupKeys(
+            errors=f"{STREAM}:errors:{GROUP}",
+            paused=f"{STREAM}:paused:{GROUP}",
+            heartbeat=f"{STREAM}:heartbeat:{GROUP}:{consumer}",
+        ),
+        dead_letter=DeadLetterPolicy(f"{STREAM}:dlq"),
+        read=read,
+        retry=retry,
+        breaker=breaker,
     )
-    return replace(config, **overrides)  # type: ignore[arg-type]
 
 
 class Recorder:
@@ -175,7 +198,7 @@ async def test_restarted_consumer_drains_its_own_pending_first(redis: Redis) -> 
     await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
     # A long visibility timeout: only the drain-own-pending path can pick these up in time.
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
 
     async def drained() -> bool:
         return await pending_count(redis) == 0
@@ -190,7 +213,7 @@ async def test_entry_trimmed_while_pending_is_acked_and_skipped(redis: Redis) ->
     await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
     await redis.xdel(STREAM, ids[0])
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config("stable-name", visibility_timeout_ms=60_000), handler)
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
 
     async def drained() -> bool:
         return await pending_count(redis) == 0
@@ -222,17 +245,91 @@ async def test_whole_batch_failure_leaves_everything_pending_then_recovers(redis
 async def test_circuit_breaker_pauses_group_instead_of_draining_into_dead_letters(redis: Redis) -> None:
     await add(redis, 30)
     handler = Recorder(lambda m: PermanentError("bad deploy: every entry fails"))
-    config = make_config(breaker_max_dead_letters=5, batch_size=4)
+    config = make_config(
+        breaker=BreakerPolicy(max_dead_letters=5), read=ReadPolicy(batch_size=4, block_ms=50)
+    )
     consumer = StreamConsumer(redis, config, handler)
 
     async def paused() -> bool:
-        return bool(await redis.exists(config.paused_key))
+        return bool(await redis.exists(config.keys.paused))
 
     await run_until(consumer, paused)
     await asyncio.sleep(0.2)
     dead = await redis.xlen(f"{STREAM}:dlq")
     assert 5 < dead < 30, "the breaker must stop the group long before the stream is drained"
-    assert "dead letters within" in await redis.get(config.paused_key)
+    assert "dead letters within" in await redis.get(config.keys.paused)
+
+
+async def test_bad_data_alone_never_trips_the_breaker(redis: Redis) -> None:
+    await add(redis, 150)
+    handler = Recorder(lambda m: InvalidPayload("created_utc out of range"))
+    config = make_config(read=ReadPolicy(batch_size=50, block_ms=50))
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def all_buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 150
+
+    await run_until(consumer, all_buried)
+    assert config.breaker.max_dead_letters < 150
+    assert not await redis.exists(config.keys.paused), "bad data is not a bad deploy"
+    assert await pending_count(redis) == 0
+
+
+async def test_transient_failures_past_max_deliveries_still_trip_the_breaker(redis: Redis) -> None:
+    await add(redis, 10)
+    handler = Recorder(lambda m: TimeoutError("embedder times out after the deploy"))
+    config = make_config(breaker=BreakerPolicy(max_dead_letters=5))
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def paused() -> bool:
+        return bool(await redis.exists(config.keys.paused))
+
+    await run_until(consumer, paused)
+    [(_, dead), *_] = await redis.xrange(f"{STREAM}:dlq")
+    assert "gave up after 3 deliveries" in dead["error"]
+
+
+async def test_burial_record_is_written_with_the_dead_letter(redis: Redis) -> None:
+    ids = await add(redis, 3)
+    record = BurialRecord(
+        lua="redis.call('HSET', keys[1], id, args[1] .. dead_id .. ' ' .. err)",
+        keys_for=lambda entry_id: [f"{STREAM}:buried"],
+        args=["buried as "],
+    )
+    config = replace(make_config(), dead_letter=DeadLetterPolicy(f"{STREAM}:dlq", record))
+    handler = Recorder(lambda m: InvalidPayload("not JSON") if m.fields["n"] != "1" else None)
+    consumer = StreamConsumer(redis, config, handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 2
+
+    await run_until(consumer, buried)
+    dead_ids = {fields["original_id"]: dead_id for dead_id, fields in await redis.xrange(f"{STREAM}:dlq")}
+    assert await redis.hgetall(f"{STREAM}:buried") == {
+        ids[0]: f"buried as {dead_ids[ids[0]]} InvalidPayload: not JSON",
+        ids[2]: f"buried as {dead_ids[ids[2]]} InvalidPayload: not JSON",
+    }
+
+
+async def test_own_pending_redelivered_past_max_deliveries_is_buried_not_handled(redis: Redis) -> None:
+    """A consumer that crashes on an entry each time it starts must not crash-loop on it forever."""
+    await add(redis, 2)
+    await redis.xgroup_create(STREAM, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "stable-name", {STREAM: ">"}, count=2)
+    await redis.xack(STREAM, GROUP, (await redis.xrange(STREAM))[1][0])
+    for _ in range(2):  # two earlier lives of this consumer read it again and died
+        await redis.xreadgroup(GROUP, "stable-name", {STREAM: "0"}, count=2)
+    handler = Recorder()
+    consumer = StreamConsumer(redis, make_config("stable-name", retry=LONG_VISIBILITY), handler)
+
+    async def buried() -> bool:
+        return await redis.xlen(f"{STREAM}:dlq") == 1
+
+    await run_until(consumer, buried)
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dlq")
+    assert (dead["n"], dead["deliveries"]) == ("0", "3")
+    assert handler.seen == []
+    assert await pending_count(redis) == 0
 
 
 async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
@@ -256,19 +353,19 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
 
 @pytest.mark.parametrize("deliveries, expected", [(1, 100), (2, 200), (3, 400), (9, 400)])
 def test_backoff_doubles_per_delivery_up_to_the_cap(deliveries: int, expected: int) -> None:
-    assert make_config().backoff_ms(deliveries) == expected
+    assert FAST_RETRY.backoff_ms(deliveries) == expected
 
 
 async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
     from prometheus_client import REGISTRY
 
     await add(redis, 12)
-    config = make_config(batch_size=5)
+    config = make_config(read=ReadPolicy(batch_size=5, block_ms=50))
     handler = Recorder()
     consumer = StreamConsumer(redis, config, handler)
 
     async def heartbeat_seen() -> bool:
-        return len(handler.seen) == 12 and bool(await redis.exists(config.heartbeat_key))
+        return len(handler.seen) == 12 and bool(await redis.exists(config.keys.heartbeat))
 
     await run_until(consumer, heartbeat_seen)
     length = REGISTRY.get_sample_value("soulcaster_stream_length", {"stream": STREAM})
@@ -280,7 +377,7 @@ async def test_backlog_gauges_and_heartbeat_are_published(redis: Redis) -> None:
 async def test_consumer_recreates_its_group_when_the_stream_is_deleted(redis: Redis) -> None:
     await add(redis, 2)
     handler = Recorder()
-    consumer = StreamConsumer(redis, make_config(block_ms=500), handler)
+    consumer = StreamConsumer(redis, make_config(read=ReadPolicy(batch_size=10, block_ms=500)), handler)
 
     task = asyncio.create_task(consumer.run())
     try:

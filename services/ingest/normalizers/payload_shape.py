@@ -26,7 +26,7 @@ def _number_to_text(value: Any) -> Any:
 EXPECTED_OBJECT = "expected a JSON object"
 """The error a shape-detecting union gives for anything but an object."""
 
-IdText = Annotated[str, BeforeValidator(_number_to_text)]
+IdText = Annotated[str, BeforeValidator(_number_to_text, json_schema_input_type=str | int)]
 """An identifier that may arrive as a JSON number; kept as text."""
 
 _OUT_OF_RANGE = "must fall within the years 1 to 9999 in UTC"
