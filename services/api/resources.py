@@ -32,4 +32,6 @@ def request_id(request: Request) -> str:
 
 
 Resources = Annotated[AppResources, Depends(app_resources)]
-"""How a route reaches the app's settings, keys, Redis client and publisher: `resources: Resources`."""
+"""How a route reaches the app's settings, keys, Redis client and publisher: `resources: Resources`.
+Only request-level plumbing that FastAPI calls with the request (auth dependencies, the body
+parser, the acceptance helpers) uses `app_resources(request)` itself."""

@@ -21,7 +21,7 @@ from services.api.auth import require_api_key
 from services.api.errors import error_responses
 from services.api.openapi_document import raw_json_body
 from services.api.request_body import read_json_body
-from services.api.resources import app_resources
+from services.api.resources import Resources
 from services.ingest.normalizers.feedback import FEEDBACK_PAYLOAD, FeedbackPayload
 from services.ingest.normalizers.manual import MANUAL_PAYLOAD
 from services.ingest.normalizers.reddit import REDDIT_POST, RedditPost
@@ -43,9 +43,9 @@ FEEDBACK_BODY: TypeAdapter[Any] = TypeAdapter(FeedbackPayload | FeedbackBatch)
 
 
 @router.post("/reddit", status_code=202, openapi_extra=raw_json_body("RedditIngestBody", REDDIT_BODY))
-async def ingest_reddit(request: Request) -> JSONResponse:
+async def ingest_reddit(request: Request, resources: Resources) -> JSONResponse:
     """One post (the poller's item shape or a raw `t3` listing child), or a JSON array of them."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
     if isinstance(body.data, list):
         check_batch_size(request, len(body.data))
         validated_each(REDDIT_POST, body.data, ("body",))
@@ -57,18 +57,18 @@ async def ingest_reddit(request: Request) -> JSONResponse:
 
 
 @router.post("/manual", status_code=202, openapi_extra=raw_json_body("ManualIngestBody", MANUAL_PAYLOAD))
-async def ingest_manual(request: Request) -> JSONResponse:
+async def ingest_manual(request: Request, resources: Resources) -> JSONResponse:
     """`{"text": ..., "title"?: ..., "metadata"?: {...}}`."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
     validated(MANUAL_PAYLOAD, body.data)
     normalizes("manual", [body.data], ("body",), batch=False)
     return await accept_one(request, "manual", body.text)
 
 
 @router.post("/feedback", status_code=202, openapi_extra=raw_json_body("FeedbackIngestBody", FEEDBACK_BODY))
-async def ingest_feedback(request: Request) -> JSONResponse:
+async def ingest_feedback(request: Request, resources: Resources) -> JSONResponse:
     """One FeedbackItem-shaped object from any service, or `{"items": [...]}`."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
     if isinstance(body.data, dict) and "items" in body.data:
         items = body.data["items"]
         if isinstance(items, list):

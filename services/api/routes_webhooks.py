@@ -31,7 +31,7 @@ from services.api.acceptance import (
 from services.api.errors import error_responses
 from services.api.openapi_document import raw_json_body
 from services.api.request_body import JsonBody, read_json_body
-from services.api.resources import app_resources
+from services.api.resources import AppResources, Resources
 from services.api.webhook_signatures import GITHUB_SIGNATURE, SENTRY_SIGNATURE, WebhookSignature
 from services.ingest.normalizers.github import (
     GITHUB_DELIVERY,
@@ -69,8 +69,10 @@ SENTRY_BODY: TypeAdapter[Any] = TypeAdapter(SentryPlatformWebhook | SentryLegacy
 PING_ANSWERED: dict[int | str, dict[str, Any]] = {200: {"model": GitHubPing, "description": "A `ping`."}}
 
 
-async def signed_body(request: Request, signature: WebhookSignature, secret: str) -> JsonBody:
-    settings = app_resources(request).settings
+async def signed_body(
+    request: Request, resources: AppResources, signature: WebhookSignature, secret: str
+) -> JsonBody:
+    settings = resources.settings
     body = await read_json_body(request, settings.max_body_bytes)
     signature.authorize(request, body.raw, secret, settings)
     return body
@@ -78,9 +80,9 @@ async def signed_body(request: Request, signature: WebhookSignature, secret: str
 
 @router.post("/sentry", status_code=202, openapi_extra=raw_json_body("SentryIngestBody", SENTRY_BODY))
 async def ingest_sentry(
-    request: Request, sentry_hook_resource: str | None = Header(default=None)
+    request: Request, resources: Resources, sentry_hook_resource: str | None = Header(default=None)
 ) -> JSONResponse:
-    body = await signed_body(request, SENTRY_SIGNATURE, app_resources(request).settings.sentry_client_secret)
+    body = await signed_body(request, resources, SENTRY_SIGNATURE, resources.settings.sentry_client_secret)
     if sentry_hook_resource is not None and sentry_hook_resource not in SENTRY_RESOURCES:
         return ignored(f"sentry resource {sentry_hook_resource!r} carries no feedback")
     report = SentryReport.of(validated(SENTRY_PAYLOAD, body.data))
@@ -96,8 +98,10 @@ async def ingest_sentry(
     responses=PING_ANSWERED,
     openapi_extra=raw_json_body("GitHubIngestBody", GITHUB_BODY),
 )
-async def ingest_github(request: Request, x_github_event: str | None = Header(default=None)) -> JSONResponse:
-    body = await signed_body(request, GITHUB_SIGNATURE, app_resources(request).settings.github_webhook_secret)
+async def ingest_github(
+    request: Request, resources: Resources, x_github_event: str | None = Header(default=None)
+) -> JSONResponse:
+    body = await signed_body(request, resources, GITHUB_SIGNATURE, resources.settings.github_webhook_secret)
     if x_github_event is None:
         return await _rest_issues(request, body)
     if x_github_event == "ping":
