@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import re
 from typing import Any
 
 Location = tuple[str | int, ...]
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = "text contains a lone UTF-16 surrogate, which is not valid Unicode"
 
 
 class NotJson(ValueError):
@@ -46,35 +48,46 @@ def loads(raw: bytes, max_depth: int) -> Any:
         raise NotJson(f"request body is not valid JSON: {error}") from error
     except RecursionError as error:
         raise UnacceptableJson(("body",), _too_deep(max_depth)) from error
-    check_carriable(data, max_depth)
+    # Valid UTF-8 cannot carry a surrogate: only a `\\uD800`-`\\uDFFF` escape can make one.
+    check_carriable(data, max_depth, may_hold_surrogates=_SURROGATE_ESCAPE.search(raw) is not None)
     return data
 
 
-def check_carriable(data: Any, max_depth: int, root: Location = ("body",)) -> None:
-    """Walks the value once, without recursion, so a hostile depth cannot exhaust the stack here."""
-    for location, depth, value in _walk(data, root):
+def check_carriable(
+    data: Any, max_depth: int, root: Location = ("body",), may_hold_surrogates: bool = True
+) -> None:
+    """Visits every value once, without recursion, so a hostile depth cannot exhaust the stack here.
+
+    Each node remembers its parent and key, so a location is built only for the one refused.
+    """
+    nodes: list[tuple[Any, int, int, str | int]] = [(data, 0, -1, "")]
+    index = 0
+    while index < len(nodes):
+        value, depth, _, _ = nodes[index]
         if depth > max_depth:
-            raise UnacceptableJson(location, _too_deep(max_depth))
-        if isinstance(value, str) and not _encodable(value):
-            raise UnacceptableJson(
-                location, "text contains a lone UTF-16 surrogate, which is not valid Unicode"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UnacceptableJson(location, "number is too large to represent")
-
-
-def _walk(data: Any, root: Location) -> Iterator[tuple[Location, int, Any]]:
-    """Every value and object key with its location and nesting depth (a scalar at the top is 0)."""
-    pending: list[tuple[Location, int, Any]] = [(root, 0, data)]
-    while pending:
-        location, depth, value = pending.pop()
-        yield location, depth, value
+            raise UnacceptableJson(_location(nodes, index, root), _too_deep(max_depth))
         if isinstance(value, dict):
             for key, child in value.items():
-                yield (*location, key), depth + 1, key
-                pending.append(((*location, key), depth + 1, child))
+                if may_hold_surrogates and not _encodable(key):
+                    raise UnacceptableJson((*_location(nodes, index, root), key), _LONE_SURROGATE)
+                nodes.append((child, depth + 1, index, key))
         elif isinstance(value, list):
-            pending.extend(((*location, index), depth + 1, child) for index, child in enumerate(value))
+            nodes.extend((child, depth + 1, index, position) for position, child in enumerate(value))
+        elif isinstance(value, str):
+            if may_hold_surrogates and not _encodable(value):
+                raise UnacceptableJson(_location(nodes, index, root), _LONE_SURROGATE)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UnacceptableJson(_location(nodes, index, root), "number is too large to represent")
+        index += 1
+
+
+def _location(nodes: list[tuple[Any, int, int, str | int]], index: int, root: Location) -> Location:
+    path: list[str | int] = []
+    while index > 0:
+        _, _, parent, key = nodes[index]
+        path.append(key)
+        index = parent
+    return (*root, *reversed(path))
 
 
 def _encodable(text: str) -> bool:

@@ -94,6 +94,7 @@ async def test_an_item_already_stored_with_deep_metadata_is_served_on_every_read
     ("path", "body", "where"),
     [
         ("/ingest/manual", b'{"text": "\\ud800"}', '["body", "text"]'),
+        ("/ingest/manual", b'{"text": "upper \\uDBFF case"}', '["body", "text"]'),
         ("/ingest/manual", b'{"text": "ok", "metadata": {"\\udfff": 1}}', r'["body", "metadata", "\\udfff"]'),
         (
             "/ingest/feedback",
