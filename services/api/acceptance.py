@@ -1,11 +1,13 @@
 """Accepting events: validate each payload (422 with the reasons), append, answer 202.
 
-Validation is the payload's shape (pydantic's field-by-field reasons) and then a trial run of the
-source's normalizer, which is pure: whatever the worker would refuse (a date it cannot convert, a
-Sentry report without an id) is refused here, while the producer can still fix it, instead of being
-dead-lettered later. A payload is published exactly as received when it is the whole body; an
-element of a batch is published on its own (re-serialized), one stream entry per event, all in one
-round trip.
+Validation is a trial run of the source's normalizer, which is pure and validates the payload's
+shape itself (pydantic's field-by-field reasons): whatever the worker would refuse (a wrong shape, a
+date it cannot convert, a Sentry report without an id) is refused here, while the producer can
+still fix it, instead of being dead-lettered later. Webhooks also validate their delivery shape
+first, because the route needs the parsed delivery (its event kind, its pull requests).
+
+A payload is published exactly as received when it is the whole body; an element of a batch is
+published on its own (re-serialized), one stream entry per event, all in one round trip.
 """
 
 from __future__ import annotations
@@ -71,14 +73,22 @@ def validated_each(shape: TypeAdapter[Parsed], items: Any, location: Location) -
 
 
 def normalizes(source: str, payloads: Sequence[Any], location: Location, batch: bool) -> None:
-    """The trial normalization: 422 naming each payload the worker could not turn into an item."""
+    """The trial normalization: 422 naming each payload the worker could not turn into an item.
+
+    A payload of the wrong shape fails inside the normalizer's own validation; its field-by-field
+    problems are reported as they are, so the shape is validated once, by the normalizer.
+    """
     context = EventContext(_TRIAL_ENTRY_ID, datetime.now(UTC))
     errors: list[dict[str, Any]] = []
     for index, payload in enumerate(payloads):
+        where = (*location, index) if batch else location
         try:
             NORMALIZERS[source](payload, context)
-        except (InvalidPayload, ValueError, OverflowError) as error:
-            where = (*location, index) if batch else location
+        except InvalidPayload as error:
+            cause = error.__cause__
+            shape_errors = problems(cause, where) if isinstance(cause, ValidationError) else None
+            errors += shape_errors or [problem(where, f"cannot become a {source} item: {error}")]
+        except (ValueError, OverflowError) as error:
             errors.append(problem(where, f"cannot become a {source} item: {error}"))
     if errors:
         raise RequestValidationError(errors)
