@@ -251,3 +251,15 @@ async def test_configuration_bodies_obey_the_same_depth_and_surrogate_rules(api:
     )
     assert deep.status_code == 422 and "MAX_JSON_DEPTH" in deep.text
     assert surrogate.status_code == 422 and "lone UTF-16 surrogate" in surrogate.text
+
+
+def test_reading_a_hash_with_absurdly_deep_metadata_does_not_recurse() -> None:
+    raw = "[" * 100_000 + "]" * 100_000
+    fields = {
+        "id": "i",
+        "source": "manual",
+        "title": "t",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "metadata": raw,
+    }
+    assert FeedbackItem.from_hash(fields).metadata == {UNREADABLE_METADATA: raw}
