@@ -17,6 +17,7 @@ $(BIN)/soulcaster: pyproject.toml
 
 setup: $(BIN)/soulcaster
 	@command -v redis-server >/dev/null || scripts/install-redis-server
+	@command -v promtool >/dev/null || scripts/install-promtool
 
 run: setup
 	$(BIN)/soulcaster dev

@@ -95,7 +95,7 @@ def original_shape_app() -> Any:
 
 
 def _free_port() -> int:
-    from tests.support.redis_server import free_port
+    from services.dev.local_redis import free_port
 
     return free_port()
 
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from tests.support.redis_server import RedisServer
+    from services.dev.local_redis import RedisServer
 
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
     servers: dict[str, list[str]] = {

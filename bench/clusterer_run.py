@@ -12,11 +12,11 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.clusterer.worker import build_cluster_worker
+from services.dev.local_redis import RedisServer
+from services.dev.stand_ins.feedback_seed import seed_items
 from shared.consumer import StreamMessage
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.support.feedback_seed import seed_items
-from tests.support.redis_server import RedisServer
 
 BATCH = 64
 

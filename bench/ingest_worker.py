@@ -21,6 +21,7 @@ from pathlib import Path
 import redis
 from redis.asyncio import Redis
 
+from services.dev.local_redis import RedisServer
 from services.ingest.normalized import EventContext, Normalized
 from services.ingest.normalizers import NORMALIZERS
 from services.ingest.worker import build_ingest_consumer, received_at
@@ -28,7 +29,6 @@ from shared.consumer import StreamMessage
 from shared.keys import INGEST_GROUP, Keys
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
-from tests.support.redis_server import RedisServer
 
 BODY = "When I export a report with more than 1000 rows the download stalls and the tab freezes. " * 3
 

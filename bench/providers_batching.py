@@ -22,8 +22,8 @@ from services.clusterer.embedders.gemini import DIMENSIONS, MODEL, GeminiEmbedde
 from services.clusterer.gemini_api import gemini_client
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.upstash import UpstashVectorIndex
-from tests.support.gemini_server import GeminiServer
-from tests.support.upstash_server import UpstashServer
+from services.dev.stand_ins.gemini_server import GeminiServer
+from services.dev.stand_ins.upstash_server import UpstashServer
 
 
 def _rows(count: int, seed: int) -> np.ndarray:

@@ -26,9 +26,9 @@ import redis
 from redis.asyncio import Redis
 
 from bench.ingest_worker import workload
+from services.dev.local_redis import RedisServer
 from shared.keys import INGEST_GROUP, Keys, NewItemField
 from shared.publisher import IngestPublisher
-from tests.support.redis_server import RedisServer
 
 KEYS = Keys()
 

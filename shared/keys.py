@@ -124,6 +124,11 @@ class Keys:
     def cluster_lock(self) -> str:
         return self._k("cluster:lock")
 
+    @property
+    def dev_run_lock(self) -> str:
+        """Held (with a TTL, renewed) by a running `soulcaster dev`, so a second one cannot wipe its keys."""
+        return self._k("lock:dev-run")
+
     def vectors(self, index_name: str) -> str:
         return self._k(f"vectors:{index_name}")
 

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
+from typing import Any
 
-from shared.health_server import HealthServer
+from shared.health_server import start_health_server
 from shared.settings import Settings
 
 
@@ -24,11 +25,14 @@ class LoopHeartbeat:
 
 
 async def run_until_signalled(
-    loop: Awaitable[None], settings: Settings, heartbeat: LoopHeartbeat, stale_after_seconds: float
+    loop: Coroutine[Any, Any, None], settings: Settings, heartbeat: LoopHeartbeat, stale_after_seconds: float
 ) -> None:
     """The loop is cancelled on SIGTERM or SIGINT; its rounds must be safe to stop anywhere."""
-    health = HealthServer("0.0.0.0", settings.health_port, lambda: heartbeat.last_beat, stale_after_seconds)
-    await health.start()
+    try:
+        health = await start_health_server(settings, lambda: heartbeat.last_beat, stale_after_seconds)
+    except BaseException:
+        loop.close()  # never started: closed, so it is not reported as a coroutine never awaited
+        raise
     task = asyncio.ensure_future(loop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, task.cancel)

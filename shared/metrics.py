@@ -39,8 +39,21 @@ group_lag = Gauge(
 group_pending = Gauge(
     f"{PREFIX}_stream_group_pending", "Entries delivered but not acked.", ["stream", "group"]
 )
+group_oldest_pending_age = Gauge(
+    f"{PREFIX}_stream_group_oldest_pending_age_seconds",
+    "Age of the group's oldest pending entry, since it was appended (0 when nothing is pending).",
+    ["stream", "group"],
+)
+group_paused = Gauge(
+    f"{PREFIX}_stream_group_paused",
+    "1 while the group's circuit breaker holds it paused (cleared by `soulcaster streams resume`).",
+    ["stream", "group"],
+)
 stream_length = Gauge(f"{PREFIX}_stream_length", "Entries in the stream.", ["stream"])
-unclustered_items = Gauge(f"{PREFIX}_unclustered_items", "Items waiting for clustering.")
+unclustered_items = Gauge(
+    f"{PREFIX}_unclustered_items",
+    "Items waiting for clustering (feedback:unclustered), sampled by the API at each scrape.",
+)
 ingest_events_total = Counter(
     f"{PREFIX}_ingest_events_total",
     "Ingest events applied by the worker, by source and outcome (created, duplicate, updated, ...).",
@@ -50,4 +63,12 @@ api_requests_total = Counter(
     f"{PREFIX}_api_ingest_requests_total",
     "Ingest requests answered by the API, by source and HTTP status.",
     ["source", "status"],
+)
+heartbeat_age_seconds = Gauge(
+    f"{PREFIX}_heartbeat_age_seconds",
+    "Seconds since this process's loop last made progress (what its liveness probe checks).",
+)
+heartbeat_stale_after_seconds = Gauge(
+    f"{PREFIX}_heartbeat_stale_after_seconds",
+    "The heartbeat age past which this process's liveness probe fails (it differs per process kind).",
 )

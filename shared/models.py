@@ -85,13 +85,9 @@ class FeedbackItem(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    @property
-    def text(self) -> str:
-        """The original model's alias for `body`."""
-        return self.body
-
     def to_hash(self) -> dict[str, str]:
-        """Strings only, None left out: the original store's layout, which the dashboard parses."""
+        """Strings only, None left out, metadata as JSON, booleans as `true`/`false`: the layout the
+        dashboard parses."""
         fields: dict[str, str] = {}
         for name, value in self.model_dump(exclude_none=True).items():
             if name == "metadata":

@@ -15,7 +15,7 @@ from shared.keys import SCHEMA_VERSION, IngestField, Keys
 
 @dataclass(frozen=True)
 class RawEvent:
-    """One event as a producer received it; `payload` is kept verbatim so a replay sees the original.
+    """One event as a producer received it; `payload` is kept verbatim so a replay sees exactly that.
 
     `idempotency_key` is the producer's name for this event across its retries (empty: none).
     """

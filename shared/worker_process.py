@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.consumer.runtime import StreamConsumer, run_until_stopped
-from shared.health_server import HealthServer
+from shared.health_server import start_health_server
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,9 @@ async def serve_worker(settings: Settings, redis: Redis, consumer: StreamConsume
         except (RedisError, OSError):
             return False
 
-    health = HealthServer(
-        "0.0.0.0",
-        settings.health_port,
-        lambda: consumer.last_beat,
-        settings.heartbeat_stale_seconds,
-        ready=redis_reachable,
+    health = await start_health_server(
+        settings, lambda: consumer.last_beat, settings.heartbeat_stale_seconds, ready=redis_reachable
     )
-    await health.start()
     log.info("health endpoint listening", extra={"port": health.port})
     try:
         await run_until_stopped(consumer)

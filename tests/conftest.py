@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from services.dev.local_redis import RedisServer
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.support.redis_server import RedisServer
 
 
 def _docker_engine_up() -> bool:

@@ -24,8 +24,11 @@ import httpx
 import pytest
 import redis
 
-from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
-from tests.support.redis_server import RedisServer, free_port
+from services.dev.local_redis import RedisServer, free_port
+from shared.keys import Keys
+from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.drained import drained, run_with_redis
+from tests.support.waiting import wait_for
 
 TOPICS = ["export to csv hangs", "login loop on safari", "please add dark mode", "app crashes on start"]
 
@@ -106,13 +109,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def api_ready(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
@@ -120,16 +116,7 @@ def api_ready(port: int) -> bool:
         return False
 
 
-def drained(client: redis.Redis) -> bool:
-    keys = Keys()
-    for stream, group in ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP)):
-        groups = {g["name"]: g for g in client.xinfo_groups(stream)} if client.exists(stream) else {}
-        state = groups.get(group)
-        if not state or state["lag"] != 0 or state["pending"] != 0:
-            return False
-    return client.scard(keys.unclustered) == 0
-
-
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_restarts(
     redis_server: RedisServer, tmp_path: Path
@@ -158,7 +145,7 @@ def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_resta
     api = process("api", "api", "--port", str(api_port)).start()
     ingest = [process(f"ingest-{i}", "ingest-worker").start() for i in range(2)]
     clusterers = [process(f"clusterer-{i}", "clusterer").start() for i in range(2)]
-    wait_for(lambda: api_ready(api_port), 30, "the API")
+    wait_for(lambda: api_ready(api_port), "the API", 30)
 
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     bad_ids = [
@@ -169,20 +156,24 @@ def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_resta
     load = threading.Thread(target=producer.run)
     load.start()
 
-    wait_for(lambda: len(producer.accepted) > 150, 60, "the load to start")
+    wait_for(lambda: len(producer.accepted) > 150, "the load to start", 60)
     ingest[0].kill()
     clusterers[0].kill()
     replacement = process("ingest-2", "ingest-worker").start()
-    wait_for(lambda: len(producer.accepted) > 350, 60, "more load")
+    wait_for(lambda: len(producer.accepted) > 350, "more load", 60)
     redis_server.restart()
-    wait_for(lambda: len(producer.accepted) > 500, 60, "load after the Redis restart")
+    wait_for(lambda: len(producer.accepted) > 500, "load after the Redis restart", 60)
     api.stop()
     api = process("api-2", "api", "--port", str(api_port)).start()
     load.join(120)
     assert not load.is_alive()
 
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    wait_for(lambda: drained(client), 120, "both groups to drain")
+    wait_for(
+        lambda: run_with_redis(redis_server.url, lambda r: drained(r, keys, through_ingest=True)),
+        "both groups to drain",
+        120,
+    )
 
     # Every accepted event produced exactly one item (repeats of an external id are one item).
     item_ids = set(client.zrange(keys.feedback_created, 0, -1))
@@ -196,19 +187,7 @@ def test_every_accepted_event_is_one_item_in_one_cluster_despite_kills_and_resta
     assert client.xlen(keys.new_item_stream) == len(item_ids), "each item announced once"
 
     # Every item is in exactly one cluster, and the cluster keys agree with the items.
-    memberships: dict[str, list[str]] = {}
-    for cluster_id in client.smembers(keys.clusters_all):
-        for member in client.smembers(keys.cluster_items(cluster_id)):
-            memberships.setdefault(member, []).append(cluster_id)
-        assert int(client.hget(keys.cluster(cluster_id), "size")) == client.scard(
-            keys.cluster_items(cluster_id)
-        )
-    assert set(memberships) == item_ids
-    assert all(len(clusters) == 1 for clusters in memberships.values())
-    for item_id in item_ids:
-        fields = client.hmget(keys.feedback(item_id), ["clustered", "cluster_id"])
-        assert fields == ["true", memberships[item_id][0]]
-    assert client.scard(keys.unclustered) == 0
+    run_with_redis(redis_server.url, lambda r: assert_each_item_in_one_cluster(r, keys, sorted(item_ids)))
 
     # Dead letters hold exactly the deliberately bad events.
     dead = [fields["original_id"] for _, fields in client.xrange(keys.ingest_dlq)]

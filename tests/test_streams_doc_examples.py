@@ -13,12 +13,12 @@ from jsonschema import Draft202012Validator
 from redis.asyncio import Redis
 
 from shared import contracts
-from shared.keys import INGEST_GROUP, IngestField, Keys
+from shared.keys import IngestField, Keys
 from shared.models import item_id_for
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
 from tests.support.paths import REPO_ROOT
-from tests.support.pipeline import running_pipeline, wait_until_group_drained
+from tests.support.pipeline import running_pipeline
 
 STREAMS_DOC = REPO_ROOT / "docs" / "streams.md"
 DOC_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -42,8 +42,8 @@ async def run_example(source: str, namespace: dict[str, Any]) -> None:
 
 
 def ingest_everything(settings: Settings) -> None:
-    with running_pipeline(settings, api=False):
-        wait_until_group_drained(settings, Keys().ingest_stream, INGEST_GROUP)
+    with running_pipeline(settings, api=False) as pipeline:
+        pipeline.wait_until_ingested()
 
 
 async def test_the_publishing_example_appends_an_event_that_is_stored(

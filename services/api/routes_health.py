@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from services.api.resources import Resources
+from shared.metrics import unclustered_items
 
 router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -45,5 +47,8 @@ async def readyz(resources: Resources) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics() -> Response:
+async def metrics(resources: Resources) -> Response:
+    """Also samples the unclustered backlog here: one O(1) SCARD per scrape, whatever else runs."""
+    with contextlib.suppress(RedisError, OSError):
+        unclustered_items.set(int(await resources.redis.scard(resources.keys.unclustered)))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -3,7 +3,7 @@
 An item joins the candidate cluster whose CENTROID is most similar, when that raw cosine reaches
 the threshold; else it seeds a new cluster. Candidates are the clusters of its nearest indexed items
 and of its nearest earlier items in the same batch (the index may not show those yet). Testing the
-centroid rather than one member stops the chaining that made the original's clusters loose.
+centroid rather than one member stops chaining: A near B near C no longer puts A and C together.
 An item only considers clusters of its own kind of text (machine or natural language, by source)
 and joins with that kind's threshold.
 """

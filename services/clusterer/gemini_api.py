@@ -13,7 +13,7 @@ import httpx
 from google import genai
 from google.genai import errors, types
 
-from services.clusterer.remote_retry import TransientFailures
+from shared.retry_policy import RemoteService
 
 TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
 _RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
@@ -47,4 +47,4 @@ def requested_delay(error: BaseException) -> float | None:
     return None
 
 
-GEMINI_FAILURES = TransientFailures("gemini", is_transient, requested_delay)
+GEMINI = RemoteService("gemini", is_transient, requested_delay)

@@ -11,6 +11,7 @@ from services.clusterer.embedders.base import Embedder
 from services.clusterer.summarizers.base import Summarizer
 from services.clusterer.vector_index.base import VectorIndex
 from shared.keys import Keys
+from shared.retry_policy import RetryPolicy
 from shared.settings import Settings
 
 
@@ -31,7 +32,6 @@ def build_embedder(settings: Settings) -> Embedder:
         return HashingEmbedder()
     if settings.embedder == "gemini":
         from services.clusterer.embedders.gemini import GeminiEmbedder
-        from services.clusterer.remote_retry import RetryPolicy
 
         _require("EMBEDDER=gemini", GEMINI_API_KEY=settings.gemini_api_key)
         return GeminiEmbedder(
@@ -48,7 +48,6 @@ def build_embedder(settings: Settings) -> Embedder:
 def build_vector_index(settings: Settings, redis: Redis, keys: Keys, embedder: Embedder) -> VectorIndex:
     """One index per embedder (its name), so vectors of different models are never compared."""
     if settings.vector_index == "upstash":
-        from services.clusterer.remote_retry import RetryPolicy
         from services.clusterer.vector_index.upstash import UpstashVectorIndex
 
         _require(
@@ -73,7 +72,6 @@ def build_summarizer(settings: Settings) -> Summarizer:
 
     extractive = ExtractiveSummarizer()
     if settings.summarizer == "gemini":
-        from services.clusterer.remote_retry import RetryPolicy
         from services.clusterer.summarizers.gemini import GeminiSummarizer
 
         _require("SUMMARIZER=gemini", GEMINI_API_KEY=settings.gemini_api_key)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 
@@ -23,25 +22,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.dev.local_redis import LocalRedisError, reachable, start_local_redis
-    from services.dev.run import DEV_PREFIX, run_dev
+    from services.dev.local_redis import LocalRedisError, redis_for_dev
+    from services.dev.run import DEV_PREFIX, DevAlreadyRunning, run_dev, until_signalled
     from shared.settings import get_settings
 
     settings = get_settings()
     settings = settings.model_copy(update={"key_prefix": settings.key_prefix or DEV_PREFIX})
-    local_redis = None
-    if not reachable(settings.redis_url):
-        try:
-            local_redis = start_local_redis(settings.redis_url, args.data_dir)
-        except LocalRedisError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        print(f"Started a local Redis at {settings.redis_url} (data in {args.data_dir})")
+    url, prefix = settings.redis_url, settings.key_prefix
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_dev(settings, fresh=not args.keep, serve=args.serve, use_reddit=args.reddit))
-    finally:
-        if local_redis is not None:
-            local_redis.terminate()
-            local_redis.wait(10)
+        with redis_for_dev(url, args.data_dir) as started:
+            if started:
+                print(f"Started a local Redis at {url} (data in {args.data_dir}); it stops with this run")
+            else:
+                print(f"Using the Redis already running at {url}")
+            print(f"Keys go under the prefix '{prefix}' (operator commands: SOULCASTER_KEY_PREFIX={prefix})")
+            job = run_dev(settings, fresh=not args.keep, serve=args.serve, use_reddit=args.reddit)
+            if asyncio.run(until_signalled(job)):
+                print("Stopped: the API and workers shut down cleanly")
+            print(
+                f"The run's keys stay in Redis at {url} under the prefix '{prefix}'"
+                + ("" if started else " (that Redis keeps running)")
+                + ": the next `soulcaster dev` clears them, `--keep` keeps them"
+            )
+    except (LocalRedisError, DevAlreadyRunning) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -3,16 +3,22 @@
 It starts a local Redis when none answers, feeds the bundled sample of real-shaped feedback from
 every source through the HTTP API (as producers would), waits until both consumer groups have
 drained, and prints what was stored and the clusters found.
+
+A run holds a lock key under its prefix for as long as it lives (renewed, with a TTL so a crashed
+run frees it), because each run starts by clearing its prefix: a second run on the same Redis and
+prefix would otherwise wipe the first one's keys while it is serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -22,7 +28,8 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from shared.clusters import list_cluster_ids, read_clusters
+from services.clusterer.lock import LockTimeout, RedisLock
+from shared.clusters import ClusterView, list_cluster_ids, read_clusters
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
 from shared.redis_connection import connect
 from shared.settings import Settings
@@ -32,6 +39,23 @@ log = logging.getLogger(__name__)
 
 DEV_PREFIX = "dev:"
 DRAIN_TIMEOUT_SECONDS = 120
+KEYWORDS_SHOWN = 3
+KEYWORDS_WIDTH = 36
+SOURCES_WIDTH = 30
+RUN_LOCK_TTL_MS = 30_000
+
+
+class DevAlreadyRunning(RuntimeError):
+    pass
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the dev process: the process owns SIGTERM and SIGINT, and stops the API the
+    same way it stops the workers (uvicorn's own handlers would re-raise SIGTERM and kill it)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass(frozen=True)
@@ -57,12 +81,31 @@ def port_or_free(host: str, port: int) -> int:
             return int(sock.getsockname()[1])
 
 
-async def clear_prefix(redis: Redis, prefix: str) -> int:
-    """Remove a previous dev run's keys: only keys under the dev prefix, never anything else."""
+async def clear_prefix(redis: Redis, prefix: str, keep: str) -> int:
+    """Remove a previous dev run's keys: only keys under the dev prefix, never anything else, and
+    not `keep` (this run's own lock)."""
     removed = 0
     async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-        removed += int(await redis.unlink(key))
+        if key != keep:
+            removed += int(await redis.unlink(key))
     return removed
+
+
+@asynccontextmanager
+async def run_lock(redis: Redis, keys: Keys) -> AsyncIterator[None]:
+    """This Redis and prefix for this run alone; refuses at once when another run holds them."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(
+                RedisLock(redis, keys.dev_run_lock, RUN_LOCK_TTL_MS).held(wait_seconds=0)
+            )
+        except LockTimeout:
+            raise DevAlreadyRunning(
+                f"another `soulcaster dev` is running on this Redis under the key prefix '{keys.prefix}' "
+                f"(it holds {keys.dev_run_lock}); stop it first, or run beside it with another prefix, "
+                f"e.g. SOULCASTER_KEY_PREFIX=dev2:"
+            ) from None
+        yield
 
 
 @asynccontextmanager
@@ -78,7 +121,7 @@ async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]
         build_clusterer_consumer(settings, redis, keys),
     ]
     port = port_or_free(settings.api_host, settings.api_port)
-    server = uvicorn.Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             create_app(settings), host=settings.api_host, port=port, log_level="warning", log_config=None
         )
@@ -118,6 +161,23 @@ async def wait_until_drained(redis: Redis, keys: Keys) -> None:
         await asyncio.sleep(0.2)
 
 
+def cluster_table_header() -> str:
+    return f"  {'size':>4}  {'sources':<{SOURCES_WIDTH}} {'keywords':<{KEYWORDS_WIDTH}} title"
+
+
+def cluster_table_row(cluster: ClusterView) -> str:
+    """One line per cluster: the keywords say what its members share, the title how one put it."""
+    sources = ", ".join(f"{s} {n}" for s, n in sorted(cluster.source_counts.items()))
+    keywords = _clipped(", ".join(cluster.keywords[:KEYWORDS_SHOWN]) or "-", KEYWORDS_WIDTH)
+    return (
+        f"  {cluster.size:>4}  {sources:<{SOURCES_WIDTH}} {keywords:<{KEYWORDS_WIDTH}} {cluster.title[:60]}"
+    )
+
+
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 async def report(redis: Redis, keys: Keys) -> str:
     from shared.operations.stream_table import render
 
@@ -127,10 +187,8 @@ async def report(redis: Redis, keys: Keys) -> str:
     lines.append(f"  waiting for clustering: {await redis.scard(keys.unclustered)}")
     ids = await list_cluster_ids(redis, keys, "largest", 0, 50)
     clusters = await read_clusters(redis, keys, ids)
-    lines += ["", f"Clusters ({len(clusters)}), largest first:", f"  {'size':>4}  {'sources':<24} title"]
-    for cluster in clusters:
-        sources = ", ".join(f"{s} {n}" for s, n in sorted(cluster.source_counts.items()))
-        lines.append(f"  {cluster.size:>4}  {sources:<24} {cluster.title[:70]}")
+    lines += ["", f"Clusters ({len(clusters)}), largest first:", cluster_table_header()]
+    lines += [cluster_table_row(cluster) for cluster in clusters]
     infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams[:2]]
     lines += ["", "Streams:", render(infos, {})]
     return "\n".join(lines)
@@ -149,21 +207,41 @@ async def run_dev(settings: Settings, fresh: bool, serve: bool, use_reddit: bool
     keys = Keys(settings.key_prefix)
     redis = connect(settings)
     try:
-        if fresh:
-            await clear_prefix(redis, settings.key_prefix)
-        async with running_services(settings, keys) as api_url:
-            print(f"API listening on {api_url} (docs at {api_url}/docs)")
-            statuses = await feed(api_url, load_samples(), next(iter(settings.ingest_api_keys), ""))
-            print(
-                "Sample sent through the API:",
-                ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
-            )
-            print(await poll_reddit_once(settings, api_url, use_reddit))
-            async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
-                await wait_until_drained(redis, keys)
-            print(await report(redis, keys))
-            if serve:
-                print(f"\nServing on {api_url}; Ctrl-C to stop.")
-                await asyncio.Event().wait()
+        async with run_lock(redis, keys):
+            if fresh:
+                removed = await clear_prefix(redis, settings.key_prefix, keep=keys.dev_run_lock)
+                print(f"Cleared {removed} keys of an earlier dev run under the prefix '{keys.prefix}'")
+            await run_pipeline(settings, keys, redis, serve, use_reddit)
     finally:
         await redis.aclose()
+
+
+async def run_pipeline(settings: Settings, keys: Keys, redis: Redis, serve: bool, use_reddit: bool) -> None:
+    """Start the services, feed the sample, wait for the drain, report; with `serve`, keep going."""
+    async with running_services(settings, keys) as api_url:
+        print(f"API listening on {api_url} (docs at {api_url}/docs)")
+        statuses = await feed(api_url, load_samples(), next(iter(settings.ingest_api_keys), ""))
+        print(
+            "Sample sent through the API:",
+            ", ".join(f"{n} x HTTP {s}" for s, n in sorted(statuses.items())),
+        )
+        print(await poll_reddit_once(settings, api_url, use_reddit))
+        async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
+            await wait_until_drained(redis, keys)
+        print(await report(redis, keys))
+        if serve:
+            print(f"\nServing on {api_url}; Ctrl-C (or SIGTERM) to stop.", flush=True)
+            await asyncio.Event().wait()
+
+
+async def until_signalled(job: Coroutine[object, object, None]) -> bool:
+    """Run `job`; SIGTERM or SIGINT cancel it, so its cleanup runs. True when a signal ended it."""
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        return True
+    return False

@@ -88,6 +88,7 @@ def run_streams(args: argparse.Namespace) -> int:
 
 
 async def describe_streams(redis: Redis, keys: Keys, settings: Settings) -> str:
+    from shared.operations.prefix_hint import empty_prefix_hint
     from shared.operations.stream_table import render
     from shared.stream_info import stream_info
 
@@ -97,7 +98,9 @@ async def describe_streams(redis: Redis, keys: Keys, settings: Settings) -> str:
         for info in infos
         for group in info.groups
     }
-    return render(infos, paused)
+    table = render(infos, paused)
+    hint = await empty_prefix_hint(redis, keys)
+    return f"{table}\n{hint}" if hint else table
 
 
 async def prune_all(redis: Redis, keys: Keys, settings: Settings) -> list[str]:
@@ -154,15 +157,20 @@ async def janitor_pass(redis: Redis, keys: Keys, settings: Settings) -> None:
 
 def run_dlq(args: argparse.Namespace) -> int:
     from shared.operations.dead_letters import DeadLetters
+    from shared.operations.prefix_hint import empty_prefix_hint
 
     async def act(redis: Redis, keys: Keys, settings: Settings) -> list[str]:
         stream = stream_named(keys, args.stream)
         letters = DeadLetters(redis, stream, keys.dead_letter_stream(stream))
         if args.action == "list":
-            return [
+            listed = [
                 f"{d.id}  {d.fields.get('original_id', '')}  {d.error[:100]}"
                 for d in await letters.list(args.count)
             ]
+            if listed:
+                return listed
+            hint = await empty_prefix_hint(redis, keys)
+            return [f"no dead letters in {keys.dead_letter_stream(stream)}", *([hint] if hint else [])]
         if args.action == "show":
             shown = [await letters.show(i) for i in args.ids]
             return [f"{d.id}: {d.fields}" if d else "not found" for d in shown]
@@ -180,7 +188,12 @@ def run_export(args: argparse.Namespace) -> int:
     from shared.operations.stream_export import export_range
 
     async def export(redis: Redis, keys: Keys, settings: Settings) -> int:
-        return await export_range(redis, stream_named(keys, args.stream), sys.stdout, args.start, args.end)
+        from shared.operations.prefix_hint import empty_prefix_hint
+
+        count = await export_range(redis, stream_named(keys, args.stream), sys.stdout, args.start, args.end)
+        if count == 0 and (hint := await empty_prefix_hint(redis, keys)):
+            print(hint, file=sys.stderr)
+        return count
 
     return run_counted(export, "exported")
 

@@ -26,6 +26,7 @@ from services.api.app import create_app
 from shared.settings import Settings
 
 EXAMPLES_PER_OPERATION = 30
+pytestmark = pytest.mark.slow
 
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 

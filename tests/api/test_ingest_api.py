@@ -396,7 +396,7 @@ async def test_probes_and_metrics(api: httpx.AsyncClient) -> None:
 
 
 async def test_redis_down_is_503_and_not_ready(settings: Settings) -> None:
-    from tests.support.redis_server import free_port
+    from services.dev.local_redis import free_port
 
     unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     async for client in client_for(unreachable):

@@ -15,11 +15,11 @@ from services.clusterer.sweeper import Sweeper
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
 from services.clusterer.worker import build_clusterer_consumer
+from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained, run_consumers
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
-from tests.support.feedback_seed import seed_items, topic_titles
 
 
 async def test_lock_is_exclusive_and_only_its_owner_releases_it(redis: Redis) -> None:

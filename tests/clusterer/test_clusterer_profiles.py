@@ -10,11 +10,11 @@ from services.clusterer.assignment import BatchItem, ClusterState, assign, seed_
 from services.clusterer.thresholds import Profiles, TextKind, Thresholds, profiles_for
 from services.clusterer.vector_index.base import Match
 from services.clusterer.worker import build_clusterer_consumer
+from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained, run_consumers, snapshot
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
-from tests.support.feedback_seed import seed_items, topic_titles
 
 PROFILES = Profiles(
     natural=Thresholds(join=0.70, merge=0.65),

@@ -14,12 +14,12 @@ from services.clusterer.merging import plan_merges
 from services.clusterer.recluster import Reclusterer
 from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
 from services.clusterer.worker import build_clusterer_consumer
+from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained, run_consumers
 from tests.shared.test_operator_commands import soulcaster
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
-from tests.support.feedback_seed import seed_items, topic_titles
 
 
 async def seed_indexed(redis: Redis, keys: Keys, titles: list[str], source: str) -> list[str]:

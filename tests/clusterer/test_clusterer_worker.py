@@ -11,35 +11,19 @@ from redis.asyncio import Redis
 from services.clusterer.assignment import cluster_id_for
 from services.clusterer.embedders.hashing import HashingEmbedder
 from services.clusterer.worker import build_clusterer_consumer
+from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.consumer import StreamConsumer
-from shared.keys import CLUSTERER_GROUP, Keys
+from shared.keys import Keys
 from shared.settings import Settings
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
-from tests.support.feedback_seed import seed_items, topic_titles
-
-PATIENCE_SECONDS = 60
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Wait for a state, not a speed: the deadline only keeps a broken run from hanging."""
-    deadline = asyncio.get_running_loop().time() + PATIENCE_SECONDS
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "state never reached"
-        await asyncio.sleep(0.05)
-
-
-async def drained(redis: Redis, keys: Keys) -> bool:
-    if await redis.scard(keys.unclustered):
-        return False
-    pending = await redis.xpending(keys.new_item_stream, CLUSTERER_GROUP)
-    info = await redis.xinfo_groups(keys.new_item_stream)
-    return bool(pending["pending"] == 0 and info[0]["lag"] == 0)
+from tests.support.drained import drained
+from tests.support.waiting import eventually
 
 
 async def run_consumers(consumers: Sequence[StreamConsumer], until: Callable[[], Awaitable[bool]]) -> None:
     tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
     try:
-        await eventually(until)
+        await eventually(until, "the consumers to finish")
     finally:
         for consumer in consumers:
             consumer.stop()

@@ -34,7 +34,7 @@ def minilm() -> MiniLMEmbedder:
     return MiniLMEmbedder()
 
 
-@pytest.fixture(params=["minilm", "hashing"])
+@pytest.fixture(params=[pytest.param("minilm", marks=pytest.mark.slow), "hashing"])
 def embedder(request: pytest.FixtureRequest, minilm: MiniLMEmbedder) -> Embedder:
     return minilm if request.param == "minilm" else HashingEmbedder()
 
@@ -71,6 +71,7 @@ def test_batching_preserves_input_order(embedder: Embedder) -> None:
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_minilm_reproduces_sentence_transformers(minilm: MiniLMEmbedder) -> None:
     reference = np.load(REFERENCE)
     for texts_key, embeddings_key in (("texts", "embeddings"), ("edge_texts", "edge_embeddings")):

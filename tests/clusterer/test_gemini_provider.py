@@ -12,11 +12,11 @@ from google.genai import errors
 
 from services.clusterer.embedders.gemini import DIMENSIONS, MAX_TEXTS_PER_CALL, GeminiEmbedder
 from services.clusterer.gemini_api import requested_delay
-from services.clusterer.remote_retry import ProviderUnavailableError, RetryPolicy
 from services.clusterer.summarizers.base import ClusterLabel
 from services.clusterer.summarizers.gemini import GeminiSummarizer
+from services.dev.stand_ins.gemini_server import GeminiServer, quota_exhausted, text_vector, unavailable
 from shared.models import FeedbackItem
-from tests.support.gemini_server import GeminiServer, quota_exhausted, text_vector, unavailable
+from shared.retry_policy import RemoteUnavailableError, RetryPolicy
 from tests.support.paths import FIXTURES as ALL_FIXTURES
 
 FIXTURES = ALL_FIXTURES / "gemini"
@@ -111,7 +111,7 @@ def test_gives_up_after_the_last_attempt_with_a_clear_error(
 ) -> None:
     server.fail_next(unavailable(), unavailable(), unavailable(), unavailable())
 
-    with pytest.raises(ProviderUnavailableError, match=r"gemini: gave up after 3 attempts.*503"):
+    with pytest.raises(RemoteUnavailableError, match=r"gemini: gave up after 3 attempts.*503"):
         embedder.embed(["search is slow"])
     assert len(server.requests) == 3
 

@@ -20,11 +20,11 @@ from services.clusterer.providers import (
 from services.clusterer.summarizers.extractive import ExtractiveSummarizer
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.upstash import UpstashVectorIndex
+from services.dev.stand_ins.gemini_server import GeminiServer, unavailable
+from services.dev.stand_ins.upstash_server import UpstashServer
 from shared.keys import Keys
 from shared.models import FeedbackItem
 from shared.settings import Settings
-from tests.support.gemini_server import GeminiServer, unavailable
-from tests.support.upstash_server import UpstashServer
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from upstash_vector.errors import UpstashError
 
-from services.clusterer.remote_retry import ProviderUnavailableError, RetryPolicy
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.upstash import QUERY_BATCH, UPSERT_BATCH, UpstashVectorIndex
+from services.dev.stand_ins.scripted_http_server import Reply
+from services.dev.stand_ins.upstash_server import UpstashServer, bad_gateway_page, rate_limited, server_error
+from shared.retry_policy import RemoteUnavailableError, RetryPolicy
 from tests.support.paths import FIXTURES as ALL_FIXTURES
-from tests.support.scripted_http_server import Reply
-from tests.support.upstash_server import UpstashServer, bad_gateway_page, rate_limited, server_error
 
 DIMENSION = 8
 FAST = RetryPolicy(attempts=3, initial_delay_seconds=0.01, max_delay_seconds=2.0)
@@ -181,7 +181,7 @@ async def test_gives_up_after_the_last_attempt_with_a_clear_error(
 ) -> None:
     server.fail_next(server_error(), server_error(), server_error(), server_error())
 
-    with pytest.raises(ProviderUnavailableError, match=r"upstash-vector: gave up after 3 attempts.*HTTP 500"):
+    with pytest.raises(RemoteUnavailableError, match=r"upstash-vector: gave up after 3 attempts.*HTTP 500"):
         await index.upsert([VectorRecord("a", _axis(0), "c1")])
     assert len(server.requests) == 3
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,8 @@ from shared.keys import INGEST_GROUP, Keys
 from shared.models import FeedbackItem
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
+from tests.support.drained import ingested
+from tests.support.waiting import eventually
 
 
 def note_normalizer(payload: Any, context: EventContext) -> NormalizeResult:
@@ -62,15 +63,8 @@ async def drain(consumers: list[StreamConsumer], redis: Redis, timeout: float = 
     """Run the consumers until the group has read everything and nothing is pending."""
     keys = Keys()
     tasks = [asyncio.create_task(c.run()) for c in consumers]
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            await asyncio.sleep(0.05)
-            groups = {g["name"]: g for g in await redis.xinfo_groups(keys.ingest_stream)}
-            group = groups.get(INGEST_GROUP)
-            if group and group["lag"] == 0 and group["pending"] == 0:
-                return
-            assert time.monotonic() < deadline, f"not drained: {group}"
+        await eventually(lambda: ingested(redis, keys), "the ingest group drained", timeout)
     finally:
         for consumer in consumers:
             consumer.stop()

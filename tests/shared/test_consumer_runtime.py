@@ -24,6 +24,7 @@ from shared.consumer import (
     StreamConsumer,
     StreamMessage,
 )
+from tests.support.waiting import eventually
 
 STREAM = "test:stream"
 GROUP = "workers"
@@ -87,6 +88,17 @@ async def run_until(
     finally:
         consumer.stop()
         await asyncio.wait_for(task, timeout=5)
+
+
+async def blocked_in_xreadgroup(redis: Redis) -> bool:
+    clients = await redis.client_list()
+    return any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in clients)
+
+
+async def group_exists(redis: Redis) -> bool:
+    if not await redis.exists(STREAM):
+        return False
+    return any(g["name"] == GROUP for g in await redis.xinfo_groups(STREAM))
 
 
 async def add(redis: Redis, count: int) -> list[str]:
@@ -254,7 +266,7 @@ async def test_circuit_breaker_pauses_group_instead_of_draining_into_dead_letter
         return bool(await redis.exists(config.keys.paused))
 
     await run_until(consumer, paused)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # time passes on purpose: a paused group must stay paused, burying nothing more
     dead = await redis.xlen(f"{STREAM}:dlq")
     assert 5 < dead < 30, "the breaker must stop the group long before the stream is drained"
     assert "dead letters within" in await redis.get(config.keys.paused)
@@ -334,17 +346,19 @@ async def test_own_pending_redelivered_past_max_deliveries_is_buried_not_handled
 
 async def test_stop_finishes_and_acks_the_batch_in_hand(redis: Redis) -> None:
     await add(redis, 5)
-    release = asyncio.Event()
+    in_hand, release = asyncio.Event(), asyncio.Event()
     consumer: StreamConsumer
 
     async def slow(messages: Sequence[StreamMessage]) -> Failures:
         consumer.stop()
+        in_hand.set()
         await release.wait()
         return {}
 
     consumer = StreamConsumer(redis, make_config(), slow)
     task = asyncio.create_task(consumer.run())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(in_hand.wait(), 5)
+    await asyncio.sleep(0.2)  # time passes on purpose: a consumer that dropped its batch would exit now
     assert not task.done(), "must not exit while a batch is in hand"
     release.set()
     await asyncio.wait_for(task, timeout=2)
@@ -385,9 +399,9 @@ async def test_consumer_recreates_its_group_when_the_stream_is_deleted(redis: Re
         while len(handler.seen) < 2:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)  # the consumer is now blocked in XREADGROUP
+        await eventually(lambda: blocked_in_xreadgroup(redis), "the consumer blocked in XREADGROUP", 5)
         await redis.delete(STREAM)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: group_exists(redis), "the group recreated", 5)
         await redis.xadd(STREAM, {"n": "after"})
         deadline = time.monotonic() + 5
         while "after" not in handler.seen:

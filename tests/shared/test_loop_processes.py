@@ -11,9 +11,10 @@ import time
 import httpx
 import pytest
 
-from tests.support.redis_server import free_port
+from services.dev.local_redis import free_port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["poller", "--subreddit", "python"], ["github-sync", "--repo", "a/b"], ["github-sync"], ["janitor"]],

@@ -129,7 +129,7 @@ async def test_prune_removes_only_idle_consumers_with_nothing_pending(redis: Red
     await redis.xgroup_create(STREAM, GROUP, id="0")
     await deliver(redis, "owns-work", 1)
     await redis.xgroup_createconsumer(STREAM, GROUP, "idle-and-empty")
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # time passes on purpose: both consumers become idle past idle_ms=10
 
     removed = await prune_idle_consumers(redis, STREAM, GROUP, idle_ms=10)
     assert removed == ["idle-and-empty"]

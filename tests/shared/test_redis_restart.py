@@ -16,6 +16,7 @@ import pytest
 import redis as sync_redis
 
 from services.api.app import create_app
+from services.dev.local_redis import RedisServer
 from services.ingest.normalized import EventContext, NormalizeResult
 from services.ingest.normalizers import NORMALIZERS
 from services.ingest.outcomes import read_outcome
@@ -24,7 +25,6 @@ from shared.keys import INGEST_GROUP, Keys
 from shared.publisher import IngestPublisher, RawEvent
 from shared.redis_connection import connect
 from shared.settings import Settings
-from tests.support.redis_server import RedisServer
 
 TEN_MINUTES_MS = 600_000
 

@@ -34,7 +34,6 @@ from shared import contracts
 from shared.consumer.dead_letter import MAX_ERROR_CHARS
 from shared.keys import (
     CLUSTERER_GROUP,
-    INGEST_GROUP,
     SCHEMA_VERSION,
     DeadLetterField,
     IngestField,
@@ -47,7 +46,7 @@ from shared.operations.stream_export import export_range, import_lines
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
 from tests.support.paths import FIXTURES
-from tests.support.pipeline import running_pipeline, wait_until_group_drained
+from tests.support.pipeline import running_pipeline
 
 PATIENCE_SECONDS = 30
 
@@ -319,8 +318,8 @@ async def test_entries_the_sweeper_and_recluster_write_validate(
 
 
 def run_ingest_until_drained(settings: Settings) -> None:
-    with running_pipeline(settings, api=False):
-        wait_until_group_drained(settings, Keys().ingest_stream, INGEST_GROUP)
+    with running_pipeline(settings, api=False) as pipeline:
+        pipeline.wait_until_ingested()
 
 
 # --- what "required" means: an entry without a required field is dead-lettered, without another is not --

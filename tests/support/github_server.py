@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from tests.support.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
+from services.dev.stand_ins.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
 
 RATE_LIMIT = 5000
 

@@ -30,6 +30,9 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): DEPLOY
     / "schemas"
     / "keda.sh-triggerauthentication-v1alpha1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): DEPLOY
+    / "schemas"
+    / "monitoring.coreos.com-prometheusrule-v1.json",
 }
 
 Manifest = dict[str, Any]

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import redis
 import uvicorn
 
-from shared.keys import INGEST_GROUP, Keys
+from services.dev.local_redis import free_port
+from shared.keys import Keys
 from shared.settings import Settings
-from tests.support.redis_server import free_port
+from tests.support.drained import ingested, run_with_redis
+from tests.support.waiting import wait_for
 
 GRACEFUL_STOP_SECONDS = 3
 
@@ -51,45 +50,50 @@ class Pipeline:
     def start_api(self) -> None:
         from services.api.app import create_app
 
+        # An open long-poll would hold a graceful stop: after the timeout uvicorn cancels it and still
+        # runs the lifespan shutdown (which closes the app's Redis client). `force_exit` would skip
+        # that shutdown, leaving the client to be torn down unawaited when the loop is collected.
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._serving = asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.02)
+        server = self._server
+        wait_for(lambda: server.started, "the API to start", 10)
 
     def stop_api(self) -> None:
         if self._server is None:
             return
         self._server.should_exit = True
         if self._serving is not None:
-            try:
-                self._serving.result(GRACEFUL_STOP_SECONDS)
-            except FutureTimeout:
-                self._server.force_exit = True  # an open long-poll would hold a graceful stop
-                self._serving.result(10)
+            self._serving.result(GRACEFUL_STOP_SECONDS + 10)
         self._server = None
 
     def stop(self) -> None:
         self.stop_api()
         if self._worker_stop is not None:
             self._loop.call_soon_threadsafe(self._worker_stop.set)
-            time.sleep(0.3)
+            self._call(self._worker_finished())
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
 
     def wait_until_ingested(self, timeout: float = 15.0) -> None:
         """Block until the ingest group has read and acked every entry in `stream:ingest`."""
-        wait_until_group_drained(
-            self.settings, Keys(self.settings.key_prefix).ingest_stream, INGEST_GROUP, timeout
-        )
+        keys, url = Keys(self.settings.key_prefix), self.settings.redis_url
+        wait_for(lambda: run_with_redis(url, lambda r: ingested(r, keys)), "everything ingested", timeout)
 
     def _call(self, coroutine: object) -> None:
         asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)  # type: ignore[arg-type]
+
+    async def _worker_finished(self) -> None:
+        if self._worker_task is not None:
+            await self._worker_task
 
     async def _start_worker(self) -> None:
         from services.ingest.worker import build_ingest_consumer
@@ -109,21 +113,6 @@ class Pipeline:
             await client.aclose()
 
         self._worker_task = asyncio.ensure_future(run())
-
-
-def wait_until_group_drained(settings: Settings, stream: str, group: str, timeout: float = 15.0) -> None:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            groups = {g["name"]: g for g in client.xinfo_groups(stream)} if client.exists(stream) else {}
-            state = groups.get(group)
-            if state and state["lag"] == 0 and state["pending"] == 0:
-                return
-            assert time.monotonic() < deadline, f"{stream}/{group} not drained: {state}"
-            time.sleep(0.05)
-    finally:
-        client.close()
 
 
 @contextmanager

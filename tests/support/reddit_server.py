@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
+from services.dev.stand_ins.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reddit"
 LISTING_FILES = {"new": "listing_new.json", "hot": "listing_hot.json"}

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from google.genai import types
 
-from services.clusterer.gemini_api import GEMINI_FAILURES, gemini_client
-from services.clusterer.remote_retry import RetryPolicy, call_with_retries
+from services.clusterer.gemini_api import GEMINI, gemini_client
+from shared.retry_policy import RetryPolicy
 
 MODEL = "gemini-embedding-001"
 DIMENSIONS = 768
@@ -55,9 +55,8 @@ class GeminiEmbedder:
         return normalised
 
     def _embed_call(self, texts: list[str]) -> np.ndarray:
-        response = call_with_retries(
-            self._retry,
-            GEMINI_FAILURES,
+        response = self._retry.call_blocking(
+            GEMINI,
             lambda: self._client.models.embed_content(model=MODEL, contents=texts, config=self._config),
         )
         vectors = [embedding.values or [] for embedding in response.embeddings or []]

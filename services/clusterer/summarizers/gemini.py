@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from google.genai import types
 from pydantic import BaseModel, Field
 
-from services.clusterer.gemini_api import GEMINI_FAILURES, gemini_client
-from services.clusterer.remote_retry import RetryPolicy, call_with_retries_async
+from services.clusterer.gemini_api import GEMINI, gemini_client
 from services.clusterer.summarizers.base import ClusterLabel, Summarizer
 from shared.models import FeedbackItem, clustering_text
+from shared.retry_policy import RetryPolicy
 
 MODEL = "gemini-2.5-flash"
 ITEMS_IN_PROMPT = 12
@@ -69,9 +69,8 @@ class GeminiSummarizer:
             return await self._fallback.summarize(items, source_counts)
 
     async def _generate(self, items: Sequence[FeedbackItem], source_counts: dict[str, int]) -> ClusterLabel:
-        response = await call_with_retries_async(
-            self._retry,
-            GEMINI_FAILURES,
+        response = await self._retry.call(
+            GEMINI,
             lambda: self._client.aio.models.generate_content(
                 model=MODEL, contents=cluster_prompt(items, source_counts), config=self._config
             ),

@@ -5,15 +5,13 @@ models or two deployments never meet in one query. Upstash reports cosine as `(1
 matches carry raw cosine (`2s - 1`) like every other index.
 
 The SDK decides success by the JSON body alone and retries only transport errors, so a response
-hook turns 429 and 5xx replies (JSON or a proxy's HTML page) into `UpstashStatusError` before the
+hook turns 429 and 5xx replies (JSON or a proxy's HTML page) into `RetryableResponse` before the
 SDK parses them, and the shared retry policy takes it from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import TypeVar
 
@@ -22,8 +20,8 @@ import numpy as np
 from upstash_vector import AsyncIndex, Vector
 from upstash_vector.types import QueryRequest
 
-from services.clusterer.remote_retry import RetryPolicy, TransientFailures, call_with_retries_async
 from services.clusterer.vector_index.base import Match, VectorRecord
+from shared.retry_policy import RemoteService, RetryableResponse, RetryPolicy, retry_after_seconds
 
 CLUSTER_ID = "cluster_id"
 UPSERT_BATCH = 1000
@@ -32,24 +30,7 @@ QUERY_BATCH = 100
 T = TypeVar("T")
 
 
-class UpstashStatusError(RuntimeError):
-    """A 429 or 5xx reply; retry_after_seconds is the server's Retry-After when it sent one."""
-
-    def __init__(self, status: int, body: str, retry_after_seconds: float | None) -> None:
-        super().__init__(f"Upstash Vector answered HTTP {status}: {body[:200]}")
-        self.status = status
-        self.retry_after_seconds = retry_after_seconds
-
-
-def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, UpstashStatusError | httpx.TransportError)
-
-
-def _requested_delay(error: BaseException) -> float | None:
-    return error.retry_after_seconds if isinstance(error, UpstashStatusError) else None
-
-
-UPSTASH_FAILURES = TransientFailures("upstash-vector", _is_transient, _requested_delay)
+UPSTASH = RemoteService("upstash-vector")
 
 
 class _StatusCheckingIndex(AsyncIndex):
@@ -62,24 +43,10 @@ class _StatusCheckingIndex(AsyncIndex):
 
 
 async def _raise_for_transient_status(response: httpx.Response) -> None:
+    """Any 5xx counts, JSON or not: a proxy in front of Upstash answers with an HTML page."""
     if response.status_code == 429 or response.status_code >= 500:
         body = (await response.aread()).decode(errors="replace")
-        raise UpstashStatusError(response.status_code, body, _retry_after(response.headers))
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+        raise RetryableResponse(response, retry_after_seconds(response), detail=body[:200])
 
 
 class UpstashVectorIndex:
@@ -160,7 +127,7 @@ class UpstashVectorIndex:
             await self._call(partial(self._index.upsert, vectors=chunk, namespace=self.namespace))
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await call_with_retries_async(self._retry, UPSTASH_FAILURES, call)
+        return await self._retry.call(UPSTASH, call)
 
 
 def _floats(row: np.ndarray) -> list[float]:

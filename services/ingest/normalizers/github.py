@@ -139,7 +139,8 @@ def repo_of(issue: GitHubIssue, repository: GitHubRepository | None) -> str | No
 
 
 def issue_item(issue: GitHubIssue, repo: str | None, context: EventContext) -> FeedbackItem:
-    """The original sync's mapping (`issue_to_feedback_item`)."""
+    """An issue or pull request as an item: an untitled issue is named `{repo} issue #{n}`, `raw_text`
+    is the body (else the title), and the dashboard's fields (labels, state, people) go in metadata."""
     title = issue.title or f"{repo or 'github'} issue #{issue.number}"
     body = issue.body or ""
     return FeedbackItem(

@@ -16,7 +16,7 @@ TITLE_LIMIT = 80
 
 class ManualPayload(BaseModel):
     """`{"text": ..., "title"?: ..., "metadata"?: {...}}`; other fields (the dashboard's `github_repo_url`)
-    are dropped as the original did."""
+    are ignored, so a client that sends more than the item keeps is not refused."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -1,7 +1,8 @@
 """Reddit posts: the poller's item-shaped payload, or a raw listing child as Reddit's JSON API returns it.
 
-Both shapes map to the same item, with the original poller's limits and metadata, so a post seen
-through either path dedupes on its bare post id.
+Both shapes map to the same item (title cut to 200 characters, body to 10,000; a link post without
+text takes its title, then its URL, as body), keyed by the bare post id, so a post seen through
+either path dedupes.
 """
 
 from __future__ import annotations

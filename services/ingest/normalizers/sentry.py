@@ -2,9 +2,9 @@
 
 The shape tells the kind apart: platform webhooks nest everything under `data`, the legacy plugin
 puts the issue at the top level with the event under `event`. One issue's events share an item:
-the external id is the issue's id (present in issue, alert and error webhooks alike, whereas the
-short id the original preferred is only in issue webhooks, so one issue became two items), else its
-short id, and only then the event id.
+the external id is the issue's id (present in issue, alert and error webhooks alike; the short id
+is only in issue webhooks, so preferring it would make one issue two items), else its short id,
+and only then the event id.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SentryFrame(BaseModel):
     function: str | None = None
 
     def line(self) -> str:
-        """The original's frame line: `  file:line in function`, or without ` in ...` when unknown."""
+        """`  file:line in function`, or `  file:line` when the function is unknown."""
         where = f"  {self.filename or 'unknown'}:{self.lineno if self.lineno is not None else '?'}"
         return f"{where} in {self.function}" if self.function else where
 
@@ -75,6 +75,7 @@ class SentryEvent(BaseModel):
     release: str | None = None
     environment: str | None = None
     tags: list[Any] | dict[str, Any] | None = None
+    fingerprint: Any = None  # Sentry's grouping override (a list of strings), read by the clusterer
     web_url: str | None = None
     url: str | None = None
     exception: SentryExceptions | None = Field(
@@ -175,7 +176,7 @@ class SentryReport:
         return self.issue_id or self.issue.short_id or self.event_value("event_id")
 
     def frame_lines(self) -> list[str]:
-        """Frames of every exception (as the original); a legacy message event has a bare stacktrace."""
+        """Frames of every exception, not just the last; a legacy message event has a bare stacktrace."""
         stacktraces = [exc.stacktrace for exc in self.exceptions if exc.stacktrace]
         if not stacktraces:
             stacktraces = [event.stacktrace for event in self.events if event.stacktrace][:1]
@@ -243,6 +244,7 @@ def _metadata(report: SentryReport) -> dict[str, Any]:
         "release": report.event_value("release"),
         "environment": report.event_value("environment"),
         "tags": report.event_value("tags"),
+        "fingerprint": report.event_value("fingerprint"),
         "web_url": report.event_value("web_url") or report.issue.permalink,
         "url": report.event_value("url"),
     }

@@ -15,20 +15,22 @@ from typing import Any
 
 import httpx
 
-from services.poller.producer.retry_policy import (
+from services.poller.producer.throttle import Throttle
+from shared.github_repository import Repository
+from shared.github_sync_state import RepoSyncState
+from shared.retry_policy import (
+    RemoteService,
     RetryableResponse,
     RetryPolicy,
     raise_if_retryable,
     retry_after_seconds,
 )
-from services.poller.producer.throttle import Throttle
-from shared.github_repository import Repository
-from shared.github_sync_state import RepoSyncState
 
 API_VERSION = "2022-11-28"
 USER_AGENT = "soulcaster-streams/0.1 (github-sync)"
 PAGE_SIZE = 100
 PRIMARY_LIMIT_KEY = "github"
+GITHUB = RemoteService("github")
 MAX_PAGES_PER_SYNC = 50  # 5,000 issues; the cursor keeps the rest for the next round, other repos go first
 
 
@@ -110,7 +112,7 @@ class GitHubIssues:
             self._raise_for_status(response)
             return response
 
-        return await self._retry.call(attempt)
+        return await self._retry.call(GITHUB, attempt)
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code in {403, 429} and self._is_rate_limited(response):

@@ -18,15 +18,15 @@ from services.poller.github.state_store import SyncStateStore
 from services.poller.producer.ingest_client import IngestApiClient, IngestApiRejected
 from services.poller.producer.producer_loop import run_rounds
 from services.poller.producer.requests_client import ProducerRequest, ProducerRequests
-from services.poller.producer.retry_policy import RetryableResponse, RetryPolicy
 from shared.github_repository import Repository
 from shared.keys import GITHUB_SYNC_GROUP, GitHubSyncRequestField
 from shared.loop_process import LoopHeartbeat
+from shared.retry_policy import RemoteUnavailableError, RetryPolicy
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SYNC_FAILURES = (GitHubRequestFailed, IngestApiRejected, RetryableResponse, httpx.HTTPError, ValueError)
+SYNC_FAILURES = (GitHubRequestFailed, IngestApiRejected, RemoteUnavailableError, httpx.HTTPError, ValueError)
 
 
 class GitHubSyncProcess:

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 
-from services.poller.producer.retry_policy import RetryPolicy, raise_if_retryable
+from shared.retry_policy import RemoteService, RetryPolicy, raise_if_retryable
 from shared.settings import Settings
+
+INGEST_API = RemoteService("ingest-api")
 
 
 class IngestApiRejected(Exception):
@@ -95,4 +97,4 @@ class IngestApiClient:
                 raise IngestApiRejected(response)
             return response
 
-        return await self._retry.call(attempt)
+        return await self._retry.call(INGEST_API, attempt)

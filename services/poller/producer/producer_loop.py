@@ -16,8 +16,8 @@ import httpx
 
 from services.poller.producer.ingest_client import IngestApiRejected
 from services.poller.producer.requests_client import ProducerRequest, ProducerRequests
-from services.poller.producer.retry_policy import RetryableResponse
 from shared.loop_process import LoopHeartbeat
+from shared.retry_policy import RemoteUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ async def serve_requests(
             log.info("request received", extra={"request": request.id, "fields": request.fields})
             await serve(request)
         await requests.ack([request.id for request in batch])
-    except (IngestApiRejected, RetryableResponse, httpx.HTTPError) as error:
+    except (IngestApiRejected, RemoteUnavailableError, httpx.HTTPError) as error:
         log.warning("cannot reach producer requests on the API", extra={"error": repr(error)})
         await asyncio.sleep(min(wait_seconds, UNREACHABLE_PAUSE_SECONDS))
         return 0

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 
-from services.poller.producer.retry_policy import RetryPolicy, raise_if_retryable
+from shared.retry_policy import RemoteService, RetryPolicy, raise_if_retryable
 
+REDDIT_OAUTH = RemoteService("reddit-oauth")
 EXPIRY_MARGIN_SECONDS = 60.0
 
 
@@ -63,7 +64,7 @@ class RedditAppAuth:
             raise_if_retryable(response)
             return response
 
-        response = await self._retry.call(attempt)
+        response = await self._retry.call(REDDIT_OAUTH, attempt)
         body = _json_object(response) if response.is_success else {}
         token = body.get("access_token")
         if not isinstance(token, str) or not token:

@@ -13,15 +13,17 @@ from typing import Any
 
 import httpx
 
-from services.poller.producer.retry_policy import (
+from services.poller.producer.throttle import Throttle
+from services.poller.reddit.auth import RedditAppAuth
+from shared.retry_policy import (
     RETRYABLE_STATUSES,
+    RemoteService,
     RetryableResponse,
     RetryPolicy,
     retry_after_seconds,
 )
-from services.poller.producer.throttle import Throttle
-from services.poller.reddit.auth import RedditAppAuth
 
+REDDIT = RemoteService("reddit")
 LISTING_LIMIT = 100
 SORTS = ("new", "hot", "top", "rising")
 
@@ -107,12 +109,12 @@ class RedditClient:
         self._auth = auth
 
     async def fetch(self, listing: Listing, etag: str | None) -> ListingPage:
-        """Raises `ListingRefused`, or the last retryable failure once the retry policy gives up."""
+        """Raises `ListingRefused`, or `RemoteUnavailableError` once the retry policy gives up."""
 
         async def attempt() -> httpx.Response:
             return await self._attempt(listing, etag)
 
-        response = await self._retry.call(attempt)
+        response = await self._retry.call(REDDIT, attempt)
         if response.status_code == 304:
             return ListingPage(etag, not_modified=True)
         if not response.is_success:

@@ -15,7 +15,6 @@ import httpx
 from services.poller.producer.ingest_client import IngestApiClient
 from services.poller.producer.producer_loop import run_rounds
 from services.poller.producer.requests_client import ProducerRequest, ProducerRequests
-from services.poller.producer.retry_policy import RetryPolicy
 from services.poller.producer.throttle import Throttle
 from services.poller.reddit.auth import RedditAppAuth
 from services.poller.reddit.handover_memory import HandoverMemory
@@ -24,13 +23,14 @@ from services.poller.reddit.round import RedditRound, RoundReport
 from services.poller.reddit.targets import PollTargets, resolve_targets
 from shared.keys import POLLER_GROUP, PollRequestField
 from shared.loop_process import LoopHeartbeat
+from shared.retry_policy import RetryPolicy
 from shared.settings import Settings
 from shared.subreddit_names import InvalidSubreddits, normalize_subreddits
 
 log = logging.getLogger(__name__)
 
 REDDIT_REQUEST_INTERVAL_SECONDS = 1.0  # Reddit's rule: at most one request per second per subreddit
-CONFIG_RETRY = RetryPolicy(attempts=2, initial_backoff_seconds=0.5, max_wait_seconds=2.0)
+CONFIG_RETRY = RetryPolicy(attempts=2, initial_delay_seconds=0.5, max_delay_seconds=2.0)
 
 
 class RedditPoller:

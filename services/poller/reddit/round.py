@@ -11,19 +11,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import httpx
-
 from services.poller.producer.batches import json_batches
 from services.poller.producer.ingest_client import IngestApiClient, IngestApiRejected
-from services.poller.producer.retry_policy import RetryableResponse
 from services.poller.reddit.auth import RedditAuthFailed
 from services.poller.reddit.handover_memory import HandoverMemory
 from services.poller.reddit.listing import Listing, ListingRefused, RedditClient
+from shared.retry_policy import RemoteUnavailableError
 
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/ingest/reddit"
-UNREACHABLE = (RetryableResponse, httpx.TransportError)
+UNREACHABLE = (RemoteUnavailableError,)
 
 
 class IngestUnavailable(Exception):

@@ -4,8 +4,8 @@ Subreddits
   1. `--subreddit` flags;
   2. else the ingest API's `GET /config/reddit/subreddits` (what operators set with `PUT`; the API
      itself answers from its own `REDDIT_SUBREDDITS` / `REDDIT_SUBREDDIT` when nothing is stored);
-  3. else, only when the API cannot be reached, this process's `REDDIT_SUBREDDITS`, then the legacy
-     single `REDDIT_SUBREDDIT`.
+  3. else, whenever the API gives none (it has none configured, or cannot be reached), this
+     process's own `REDDIT_SUBREDDITS`, then the legacy single `REDDIT_SUBREDDIT`.
 Sorts
   1. `--sort` flags; 2. else `REDDIT_SORTS` (default `new`); unknown sorts there are dropped and logged.
 
@@ -18,11 +18,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from services.poller.producer.ingest_client import IngestApiClient, IngestApiRejected
-from services.poller.producer.retry_policy import RetryableResponse
 from services.poller.reddit.listing import SORTS, Listing
+from shared.retry_policy import RemoteUnavailableError
 from shared.settings import Settings
 from shared.subreddit_names import InvalidSubreddits, normalize_subreddits, subreddits_from_env
 
@@ -35,7 +33,7 @@ CONFIG_PATH = "/config/reddit/subreddits"
 class PollTargets:
     subreddits: list[str]
     sorts: list[str]
-    origin: str  # "flags", "api" or "env": where the subreddits came from
+    origin: str  # "flags", "api" or "env": where the subreddits came from ("api": also none at all)
 
     @property
     def listings(self) -> list[Listing]:
@@ -54,7 +52,7 @@ async def subreddits_from_api(api: IngestApiClient) -> list[str] | None:
     try:
         body = await api.get_json(CONFIG_PATH)
         return normalize_subreddits(body["subreddits"])
-    except (IngestApiRejected, RetryableResponse, httpx.TransportError) as error:
+    except (IngestApiRejected, RemoteUnavailableError) as error:
         log.warning("subreddit config unavailable from the API", extra={"error": str(error)})
         return None
     except (InvalidSubreddits, KeyError, TypeError, ValueError) as error:
@@ -69,6 +67,9 @@ async def resolve_targets(
     if subreddit_flags:
         return PollTargets(normalize_subreddits(subreddit_flags), sorts, "flags")
     from_api = await subreddits_from_api(api)
-    if from_api is not None:
+    if from_api:
         return PollTargets(from_api, sorts, "api")
-    return PollTargets(subreddits_from_env(settings), sorts, "env")
+    from_env = subreddits_from_env(settings)
+    if from_env or from_api is None:
+        return PollTargets(from_env, sorts, "env")
+    return PollTargets([], sorts, "api")

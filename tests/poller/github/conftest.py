@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.poller.github.sync_process import GitHubSyncProcess
-from services.poller.producer.retry_policy import RetryPolicy
 from shared.github_repository import Repository
+from shared.retry_policy import RetryPolicy
 from shared.settings import Settings
 from tests.support.github_server import GitHubServer
 from tests.support.paths import FIXTURES as ALL_FIXTURES
@@ -22,7 +22,7 @@ from tests.support.pipeline import Pipeline, running_pipeline
 FIXTURES = ALL_FIXTURES / "github"
 PROBOT = Repository("bkeepers", "PRobot")
 NOMER = Repository("globalbioticinteractions", "nomer")
-TINY_RETRY = RetryPolicy(attempts=3, initial_backoff_seconds=0.01, max_wait_seconds=2.0)
+TINY_RETRY = RetryPolicy(attempts=3, initial_delay_seconds=0.01, max_delay_seconds=2.0)
 ADMIN_KEY = "admin-secret"
 PRODUCER_KEY = "producer-secret"
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 import httpx
 from redis.asyncio import Redis
 
+from services.dev.stand_ins.scripted_http_server import RecordedRequest, Reply
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.poller.github.conftest import (
@@ -20,7 +21,6 @@ from tests.poller.github.conftest import (
 )
 from tests.support.github_server import GitHubServer
 from tests.support.pipeline import Pipeline
-from tests.support.scripted_http_server import RecordedRequest, Reply
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PULL_REQUEST_ID = 190875022

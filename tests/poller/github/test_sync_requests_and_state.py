@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable
 
 import httpx
 from redis.asyncio import Redis
@@ -16,21 +14,9 @@ from shared.settings import Settings
 from tests.poller.github.conftest import ADMIN_KEY, NOMER, PROBOT, TINY_RETRY, sync_round
 from tests.support.github_server import GitHubServer
 from tests.support.pipeline import Pipeline
+from tests.support.waiting import eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-async def eventually(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
-    """Polls a plain or async condition; the deadline only bounds a broken run, it measures nothing."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        outcome = condition()
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_admin_sync_request_is_served_promptly_by_a_running_sync_process(

@@ -9,14 +9,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.poller.producer.retry_policy import RetryPolicy
 from services.poller.reddit.process import RedditPoller
 from services.poller.reddit.round import RoundReport
+from shared.retry_policy import RetryPolicy
 from shared.settings import Settings
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.reddit_server import RedditServer
 
-TINY_RETRY = RetryPolicy(attempts=4, initial_backoff_seconds=0.001, max_wait_seconds=0.01)
+TINY_RETRY = RetryPolicy(attempts=4, initial_delay_seconds=0.001, max_delay_seconds=0.01)
 ADMIN_KEY = "admin-secret"
 PRODUCER_KEY = "producer-secret"
 REAL_SUBREDDITS = ["gaming", "gifs", "nintendo"]  # one captured post each

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.dev.local_redis import free_port
 from services.poller.producer.ingest_client import IngestApiClient
 from services.poller.producer.producer_loop import serve_requests
 from services.poller.producer.requests_client import ProducerRequests
@@ -29,7 +30,7 @@ from tests.poller.reddit.conftest import (
 )
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.reddit_server import RedditServer
-from tests.support.redis_server import free_port
+from tests.support.waiting import eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PRODUCER = {"Authorization": f"Bearer {PRODUCER_KEY}"}
@@ -168,12 +169,12 @@ async def test_a_looping_poller_wakes_early_for_a_request(
         )
         poller = fast_poller(polling, http)
         loop = asyncio.ensure_future(poller.run_forever(3600, LoopHeartbeat()))
-        await until(listing_requests(reddit, 2))  # the first round: gifs new + hot
+        await eventually(listing_requests(reddit, 2))  # the first round: gifs new + hot
         await http.post(
             f"{pipeline.api_url}/admin/trigger-poll", json={"subreddits": ["gaming"]}, headers=ADMIN
         )
-        await until(listing_requests(reddit, 4))  # long before the hour is up
-        await until(no_pending_poll_requests(redis, keys))  # served, then acked
+        await eventually(listing_requests(reddit, 4))  # long before the hour is up
+        await eventually(no_pending_poll_requests(redis, keys))  # served, then acked
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
@@ -181,15 +182,6 @@ async def test_a_looping_poller_wakes_early_for_a_request(
 
     assert [r.path for r in reddit.listing_requests()][2:] == ["/r/gaming/new.json", "/r/gaming/hot.json"]
     assert await redis.exists(keys.feedback_external("reddit", "58hakw"))
-
-
-async def until(condition: Callable[[], Awaitable[bool]], attempts: int = 1000) -> None:
-    """Polls a condition; the bound only ends a broken run, it is not what the test measures."""
-    for _ in range(attempts):
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition never held")
 
 
 def listing_requests(reddit: RedditServer, count: int) -> Callable[[], Awaitable[bool]]:

@@ -107,12 +107,12 @@ async def test_the_wait_reddit_asks_for_is_the_wait_taken() -> None:
         async with httpx.AsyncClient() as http:
             response = await http.get(f"{server.url}/r/gaming/new.json")
     assert reddit_retry_after(response) == 7.0
-    assert TINY_RETRY.max_wait_seconds < 7.0  # tests cap it; production (64 s) waits the full 7 s
+    assert TINY_RETRY.max_delay_seconds < 7.0  # tests cap it; production (64 s) waits the full 7 s
 
 
 async def test_a_spent_quota_holds_the_next_request_until_the_reset() -> None:
+    from services.dev.stand_ins.scripted_http_server import Reply
     from tests.poller.reddit.test_throttle import FakeClock
-    from tests.support.scripted_http_server import Reply
 
     clock = FakeClock()
     throttle = Throttle(0.0, clock=clock, sleep=clock.sleep)

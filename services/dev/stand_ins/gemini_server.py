@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
+from services.dev.stand_ins.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
 
 MAX_BATCH = 100
 DEFAULT_DIMENSIONS = 3072

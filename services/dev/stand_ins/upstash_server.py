@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
+from services.dev.stand_ins.scripted_http_server import RecordedRequest, Reply, ScriptedHttpServer
 
 
 def error_reply(status: int, message: str) -> Reply:
