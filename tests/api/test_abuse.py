@@ -14,10 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from services.ingest.outcomes import Outcome
-from shared.keys import INGEST_GROUP, SCHEMA_VERSION, IngestField, Keys
+from shared.keys import SCHEMA_VERSION, IngestField, Keys
 from shared.settings import Settings
 from tests.support.paths import FIXTURES
-from tests.support.pipeline import Pipeline, running_pipeline, wait_until_group_drained
+from tests.support.pipeline import Pipeline, running_pipeline
 
 FINAL = {Outcome.CREATED, Outcome.DUPLICATE, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.IGNORED}
 
@@ -115,7 +115,7 @@ async def test_every_accepted_event_ends_with_an_outcome_and_hostile_requests_ap
     reason="needs the worker to isolate a poison event whatever it raises (ingest-worker branch, #11.2)",
 )
 async def test_a_poison_entry_published_around_the_api_is_dead_lettered_alone(
-    pipeline: Pipeline, settings: Settings, redis: Redis, keys: Keys
+    pipeline: Pipeline, redis: Redis, keys: Keys
 ) -> None:
     """A producer may XADD directly (the streams contract allows it), so the worker cannot rely on
     the API's checks: a lone surrogate in one entry must not take its batch-mates down with it."""
@@ -132,7 +132,7 @@ async def test_a_poison_entry_published_around_the_api_is_dead_lettered_alone(
             pipe.xadd(keys.ingest_stream, entry(json.dumps({"text": f"valid {n}"})))
         pipe.xadd(keys.ingest_stream, entry('{"text": "\\ud800"}'))
         ids = await pipe.execute()
-    wait_until_group_drained(settings, keys.ingest_stream, INGEST_GROUP, timeout=30)
+    pipeline.wait_until_ingested(timeout=30)
     async with httpx.AsyncClient(base_url=pipeline.api_url) as http:
         outcomes = [(await http.get(f"/ingest/events/{entry_id}")).json() for entry_id in ids]
     assert [answer["status"] for answer in outcomes[:30]] == [Outcome.CREATED] * 30
