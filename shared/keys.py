@@ -25,6 +25,9 @@ class IngestField:
     RECEIVED_AT = "received_at"
     PRODUCER = "producer"
     REQUEST_ID = "request_id"
+    # The producer's `Idempotency-Key` (`key#index` for a batch element); present only when sent.
+    # Without an external id, the item id derives from it, so a retried request is a duplicate.
+    IDEMPOTENCY_KEY = "idempotency_key"
 
 
 class NewItemField:

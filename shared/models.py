@@ -16,10 +16,26 @@ SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 # Fixed namespace so every process derives the same item id from the same event.
 ITEM_NAMESPACE = uuid.UUID("5f1c2a8e-4b7d-4c1e-9a3f-6d2b8e0c7a41")
 
+METADATA_READ_DEPTH = 128
+"""Stored metadata nested deeper than this is served as its raw JSON text under `UNREADABLE_METADATA`:
+the API refuses such input (MAX_JSON_DEPTH, at most this), but an item stored before that rule, or
+written by hand, must not fail every page it appears on."""
+UNREADABLE_METADATA = "_unparsed"
 
-def item_id_for(source: str, external_id: str | None, entry_id: str) -> str:
-    """Deterministic id: a redelivered or replayed event maps to the same item."""
-    name = f"{source}:{external_id}" if external_id else f"entry:{entry_id}"
+
+def item_id_for(source: str, external_id: str | None, entry_id: str, idempotency_key: str = "") -> str:
+    """Deterministic id: a redelivered or replayed event maps to the same item.
+
+    The source's own id comes first; without one, the producer's `Idempotency-Key`, so a client that
+    retries after an unclear answer (a 503 whose entry was in fact stored) names the same item again;
+    only then the stream entry id, which differs for every append.
+    """
+    if external_id:
+        name = f"{source}:{external_id}"
+    elif idempotency_key:
+        name = f"idempotency:{source}:{idempotency_key}"
+    else:
+        name = f"entry:{entry_id}"
     return uuid5_text(name)
 
 
@@ -32,6 +48,30 @@ def uuid5_text(name: str) -> str:
     ingest worker derives one id per event, and `uuid.UUID`'s checks cost more than the hash."""
     h = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+
+
+def nesting_depth(value: Any) -> int:
+    """How many arrays and objects enclose the deepest value, counted without recursion."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, dict):
+            pending.extend((child, depth + 1) for child in current.values())
+        elif isinstance(current, list):
+            pending.extend((child, depth + 1) for child in current)
+    return deepest
+
+
+def stored_metadata(raw: str) -> dict[str, Any]:
+    """The metadata of a stored hash; text that does not parse to a readable object is kept verbatim."""
+    try:
+        parsed = json.loads(raw or "{}")
+    except (json.JSONDecodeError, RecursionError):
+        return {UNREADABLE_METADATA: raw}
+    if not isinstance(parsed, dict) or nesting_depth(parsed) > METADATA_READ_DEPTH:
+        return {UNREADABLE_METADATA: raw}
+    return parsed
 
 
 class FeedbackItem(BaseModel):
@@ -77,10 +117,7 @@ class FeedbackItem(BaseModel):
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> FeedbackItem:
         data: dict[str, Any] = dict(fields)
-        try:
-            data["metadata"] = json.loads(fields.get("metadata") or "{}")
-        except json.JSONDecodeError:
-            data["metadata"] = {}
+        data["metadata"] = stored_metadata(fields.get("metadata", ""))
         data["clustered"] = fields.get("clustered") == "true"
         return cls.model_validate(data)
 

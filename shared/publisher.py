@@ -15,17 +15,25 @@ from shared.keys import SCHEMA_VERSION, IngestField, Keys
 
 @dataclass(frozen=True)
 class RawEvent:
-    """One event as a producer received it; `payload` is kept verbatim so a replay sees exactly that."""
+    """One event as a producer received it; `payload` is kept verbatim so a replay sees exactly that.
+
+    `idempotency_key` is the producer's name for this event across its retries (empty: none).
+    """
 
     source: str
     payload: str
     request_id: str = ""
+    idempotency_key: str = ""
 
     @classmethod
     def from_json(
-        cls, source: str, payload: Mapping[str, Any] | Sequence[Any], request_id: str = ""
+        cls,
+        source: str,
+        payload: Mapping[str, Any] | Sequence[Any],
+        request_id: str = "",
+        idempotency_key: str = "",
     ) -> RawEvent:
-        return cls(source, json.dumps(payload, separators=(",", ":")), request_id)
+        return cls(source, json.dumps(payload, separators=(",", ":")), request_id, idempotency_key)
 
 
 class IngestPublisher:
@@ -37,7 +45,7 @@ class IngestPublisher:
         self._producer = producer
 
     def _fields(self, event: RawEvent) -> dict[str, str]:
-        return {
+        fields = {
             IngestField.VERSION: SCHEMA_VERSION,
             IngestField.SOURCE: event.source,
             IngestField.PAYLOAD: event.payload,
@@ -45,6 +53,9 @@ class IngestPublisher:
             IngestField.PRODUCER: self._producer,
             IngestField.REQUEST_ID: event.request_id,
         }
+        if event.idempotency_key:
+            fields[IngestField.IDEMPOTENCY_KEY] = event.idempotency_key
+        return fields
 
     async def publish(self, event: RawEvent) -> str:
         """Returns the stream entry id, which is also the event id a producer can look up."""

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.models import METADATA_READ_DEPTH
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     github_webhook_secret: str = ""
     max_body_bytes: int = 1_048_576
     max_batch_items: int = 500
+    # Request JSON nested deeper than this is refused (422); reads serve deeper stored metadata unparsed.
+    max_json_depth: int = Field(default=32, ge=1, le=METADATA_READ_DEPTH)
     event_outcome_ttl_seconds: int = 7 * 24 * 3600
 
     # Consumer runtime (both groups)

@@ -1,4 +1,10 @@
-"""Accepting events: validate each payload's shape (422 with pydantic's reasons), append, answer 202.
+"""Accepting events: validate each payload (422 with the reasons), append, answer 202.
+
+Validation is a trial run of the source's normalizer, which is pure and validates the payload's
+shape itself (pydantic's field-by-field reasons): whatever the worker would refuse (a wrong shape, a
+date it cannot convert, a Sentry report without an id) is refused here, while the producer can
+still fix it, instead of being dead-lettered later. Webhooks also validate their delivery shape
+first, because the route needs the parsed delivery (its event kind, its pull requests).
 
 A payload is published exactly as received when it is the whole body; an element of a batch is
 published on its own (re-serialized), one stream entry per event, all in one round trip.
@@ -6,20 +12,41 @@ published on its own (re-serialized), one stream entry per event, all in one rou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.api.resources import app_resources, request_id
+from services.ingest.normalized import EventContext, InvalidPayload
+from services.ingest.normalizers import NORMALIZERS
 from shared.publisher import RawEvent
 
-Shape = TypeAdapter[Any]
 Parsed = TypeVar("Parsed")
 Location = tuple[str | int, ...]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_TRIAL_ENTRY_ID = "0-1"
+
+
+class Accepted(BaseModel):
+    """A 202: the entry id of the event (`event_id`), of each batch element (`event_ids`), or why a
+    valid delivery was not stored (`ignored`)."""
+
+    event_id: str | None = None
+    event_ids: list[str] | None = None
+    skipped_pull_requests: int | None = None
+    ignored: str | None = None
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": Accepted, "description": "Durably appended to `stream:ingest` (or ignored, with why)."}
+}
 
 
 def validated(shape: TypeAdapter[Parsed], data: Any, location: Location = ("body",)) -> Parsed:
@@ -45,6 +72,28 @@ def validated_each(shape: TypeAdapter[Parsed], items: Any, location: Location) -
     return parsed
 
 
+def normalizes(source: str, payloads: Sequence[Any], location: Location, batch: bool) -> None:
+    """The trial normalization: 422 naming each payload the worker could not turn into an item.
+
+    A payload of the wrong shape fails inside the normalizer's own validation; its field-by-field
+    problems are reported as they are, so the shape is validated once, by the normalizer.
+    """
+    context = EventContext(_TRIAL_ENTRY_ID, datetime.now(UTC))
+    errors: list[dict[str, Any]] = []
+    for index, payload in enumerate(payloads):
+        where = (*location, index) if batch else location
+        try:
+            NORMALIZERS[source](payload, context)
+        except InvalidPayload as error:
+            cause = error.__cause__
+            shape_errors = problems(cause, where) if isinstance(cause, ValidationError) else None
+            errors += shape_errors or [problem(where, f"cannot become a {source} item: {error}")]
+        except (ValueError, OverflowError) as error:
+            errors.append(problem(where, f"cannot become a {source} item: {error}"))
+    if errors:
+        raise RequestValidationError(errors)
+
+
 def problems(error: ValidationError, location: Location) -> list[dict[str, Any]]:
     found = error.errors(include_url=False, include_input=False, include_context=False)
     return [{**entry, "loc": (*location, *entry["loc"])} for entry in found]
@@ -63,15 +112,33 @@ def check_batch_size(request: Request, count: int) -> None:
         )
 
 
+def idempotency_key(request: Request) -> str:
+    """The producer's `Idempotency-Key`, or "" when it sent none; a malformed one is a 422."""
+    presented = request.headers.get(IDEMPOTENCY_HEADER)
+    if presented is None:
+        return ""
+    if not _IDEMPOTENCY_KEY.fullmatch(presented):
+        message = "1 to 128 characters of letters, digits, '.', '_', ':' and '-' (a UUID fits)"
+        raise RequestValidationError([problem(("header", IDEMPOTENCY_HEADER), message)])
+    return presented
+
+
 async def accept_one(request: Request, source: str, payload_text: str) -> JSONResponse:
-    event = RawEvent(source, payload_text, request_id(request))
+    event = RawEvent(source, payload_text, request_id(request), idempotency_key(request))
     event_id = await app_resources(request).publisher.publish(event)
     return JSONResponse({"event_id": event_id}, status_code=status.HTTP_202_ACCEPTED)
 
 
 async def accept_many(request: Request, source: str, payloads: Sequence[Any], **extra: Any) -> JSONResponse:
-    """One entry per payload; the caller has checked the batch size before validating it."""
-    events = [RawEvent.from_json(source, payload, request_id(request)) for payload in payloads]
+    """One entry per payload; the caller has checked the batch size before validating it.
+
+    Element `i` of a batch sent with key `K` carries `K#i`, so each element is its own item.
+    """
+    key = idempotency_key(request)
+    events = [
+        RawEvent.from_json(source, payload, request_id(request), f"{key}#{index}" if key else "")
+        for index, payload in enumerate(payloads)
+    ]
     event_ids = await app_resources(request).publisher.publish_many(events) if events else []
     return JSONResponse({"event_ids": event_ids, **extra}, status_code=status.HTTP_202_ACCEPTED)
 

@@ -20,6 +20,7 @@ from services.api import (
     routes_webhooks,
 )
 from services.api.errors import install_error_handlers
+from services.api.openapi_document import openapi_builder
 from services.api.request_id import RequestIdMiddleware
 from services.api.request_metrics import RequestMetricsMiddleware
 from services.api.resources import AppResources
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
+    app.openapi = openapi_builder(app)  # type: ignore[method-assign]
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

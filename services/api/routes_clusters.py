@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 
 from services.api.auth import require_api_key
-from services.api.resources import app_resources
+from services.api.errors import error_responses
+from services.api.paging import Limit, Offset
+from services.api.resources import Resources
 from shared.clusters import (
     ClusterOrder,
     ClusterView,
@@ -17,7 +19,9 @@ from shared.clusters import (
 )
 from shared.models import FeedbackItem
 
-router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["read"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 422, 503)
+)
 MAX_ITEMS = 500
 
 
@@ -32,22 +36,17 @@ class ClusterDetail(ClusterView):
 
 @router.get("/clusters", response_model=ClusterPage)
 async def list_clusters(
-    request: Request,
-    order: ClusterOrder = "newest",
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    resources: Resources, order: ClusterOrder = "newest", limit: Limit = 50, offset: Offset = 0
 ) -> ClusterPage:
-    resources = app_resources(request)
     ids = await list_cluster_ids(resources.redis, resources.keys, order, offset, limit)
     clusters = await read_clusters(resources.redis, resources.keys, ids)
     return ClusterPage(clusters=clusters, total=await count_clusters(resources.redis, resources.keys))
 
 
-@router.get("/clusters/{cluster_id}", response_model=ClusterDetail)
+@router.get("/clusters/{cluster_id}", response_model=ClusterDetail, responses=error_responses(404))
 async def get_cluster(
-    request: Request, cluster_id: str, item_limit: int = Query(100, ge=1, le=MAX_ITEMS)
+    resources: Resources, cluster_id: str, item_limit: int = Query(100, ge=1, le=MAX_ITEMS)
 ) -> ClusterDetail:
-    resources = app_resources(request)
     found = await read_clusters(resources.redis, resources.keys, [cluster_id])
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cluster {cluster_id}")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel
 
 from services.api.auth import require_api_key
-from services.api.resources import app_resources
+from services.api.entry_ids import EntryId
+from services.api.errors import error_responses
+from services.api.resources import Resources
 from services.ingest.outcomes import Outcome, OutcomeField, read_outcome
 
-router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_api_key)])
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+router = APIRouter(
+    prefix="/ingest",
+    tags=["ingest"],
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401, 404, 422, 503),
+)
 
 
 class EventStatus(BaseModel):
@@ -25,12 +31,7 @@ class EventStatus(BaseModel):
 
 
 @router.get("/events/{event_id}", response_model=EventStatus, response_model_exclude_none=True)
-async def event_status(request: Request, event_id: str) -> EventStatus:
-    if not _ENTRY_ID.match(event_id):
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, "event id must look like a stream entry id: 1700000000000-0"
-        )
-    resources = app_resources(request)
+async def event_status(resources: Resources, event_id: Annotated[EntryId, Path()]) -> EventStatus:
     recorded = await read_outcome(resources.redis, resources.keys, event_id)
     if recorded:
         return EventStatus(

@@ -8,18 +8,26 @@ is the score and id of the last item shown, so items arriving meanwhile never sh
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from services.api.acceptance import problem
 from services.api.auth import require_api_key
-from services.api.resources import app_resources
+from services.api.errors import error_responses
+from services.api.paging import Limit, Offset
+from services.api.resources import Resources
 from shared.models import SOURCE_PATTERN, FeedbackItem
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["read"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 422, 503)
+)
 Row = tuple[str, float]
+CURSOR_FORM = "a cursor is the `next_cursor` of the previous page: `<score>:<id>`"
 
 
 class FeedbackPage(BaseModel):
@@ -34,11 +42,15 @@ def encode_cursor(row: Row) -> str:
 
 
 def decode_cursor(cursor: str) -> Row:
-    score, _, member = cursor.partition(":")
+    """A finite score and an id; anything else is the caller's 422, never a command Redis refuses."""
+    score, separator, member = cursor.partition(":")
     try:
-        return member, float(score)
-    except ValueError as error:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "malformed cursor") from error
+        value = float(score)
+    except ValueError:
+        value = math.nan
+    if not separator or not math.isfinite(value):
+        raise RequestValidationError([problem(("query", "cursor"), CURSOR_FORM)])
+    return member, value
 
 
 async def rows_after(redis: Any, key: str, cursor: Row, limit: int) -> list[Row]:
@@ -51,17 +63,16 @@ async def rows_after(redis: Any, key: str, cursor: Row, limit: int) -> list[Row]
     return [row for row in rows if row[1] < score or row[0] < member][:limit]
 
 
-@router.get("/feedback", response_model=FeedbackPage)
+@router.get("/feedback", response_model=FeedbackPage, responses=error_responses(400))
 async def list_feedback(
-    request: Request,
-    limit: int = Query(50, ge=1, le=500),
+    resources: Resources,
+    limit: Limit = 50,
     cursor: str | None = None,
-    offset: int | None = Query(None, ge=0),
+    offset: Offset | None = None,
     source: str | None = Query(None, pattern=SOURCE_PATTERN),
 ) -> FeedbackPage:
     if cursor is not None and offset is not None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "use either cursor or offset, not both")
-    resources = app_resources(request)
     redis, keys = resources.redis, resources.keys
     key = keys.feedback_source(source) if source else keys.feedback_created
     if cursor is not None:
@@ -90,9 +101,8 @@ def parsed_item(fields: dict[str, str]) -> FeedbackItem | None:
         return None
 
 
-@router.get("/feedback/{item_id}", response_model=FeedbackItem)
-async def get_feedback(request: Request, item_id: str) -> FeedbackItem:
-    resources = app_resources(request)
+@router.get("/feedback/{item_id}", response_model=FeedbackItem, responses=error_responses(404))
+async def get_feedback(resources: Resources, item_id: str) -> FeedbackItem:
     item = parsed_item(await resources.redis.hgetall(resources.keys.feedback(item_id)))
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no feedback item {item_id}")

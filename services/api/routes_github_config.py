@@ -9,16 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
-from services.api.bearer_keys import require_admin_key
-from services.api.resources import AppResources, app_resources, request_id
+from services.api.acceptance import Location, problem
+from services.api.auth import require_admin_key
+from services.api.errors import error_responses
+from services.api.request_body import StrictJsonRoute
+from services.api.resources import Resources, request_id
+from services.api.routes_producer_requests import append_producer_request
 from shared.github_repository import Repository
 from shared.github_sync_state import RepoSyncState
 from shared.keys import GitHubSyncRequestField
-
-SYNC_REQUESTS_KEPT = 10_000
 
 
 class GitHubReposOut(BaseModel):
@@ -28,6 +31,11 @@ class GitHubReposOut(BaseModel):
 class SyncRequestIn(BaseModel):
     repo: str
 
+    @field_validator("repo")
+    @classmethod
+    def _a_repository(cls, name: str) -> str:
+        return str(Repository.parse(name))
+
 
 class SyncRequestAccepted(BaseModel):
     request_id: str
@@ -35,64 +43,59 @@ class SyncRequestAccepted(BaseModel):
 
 
 def repository(owner: str, repo: str) -> Repository:
-    return _parse_repository(f"{owner}/{repo}")
+    return _parse_repository(f"{owner}/{repo}", ("path", "repo"))
 
 
-def _parse_repository(name: str) -> Repository:
+def _parse_repository(name: str, location: Location) -> Repository:
     try:
         return Repository.parse(name)
     except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc
+        raise RequestValidationError([problem(location, str(exc))]) from exc
 
 
-router = APIRouter(tags=["github"], dependencies=[Depends(require_admin_key)])
+router = APIRouter(
+    tags=["github"],
+    dependencies=[Depends(require_admin_key)],
+    route_class=StrictJsonRoute,
+    responses=error_responses(401, 403, 422, 503),
+)
 
 
 @router.get("/config/github/repos")
-async def list_github_repos(
-    app: Annotated[AppResources, Depends(app_resources)],
-) -> GitHubReposOut:
-    stored: dict[str, str] = await app.redis.hgetall(app.keys.github_sync_state)
+async def list_github_repos(resources: Resources) -> GitHubReposOut:
+    stored: dict[str, str] = await resources.redis.hgetall(resources.keys.github_sync_state)
     return GitHubReposOut(repos={name: _parse_state(raw) for name, raw in sorted(stored.items())})
 
 
 @router.get("/config/github/repos/{owner}/{repo}")
 async def get_github_repo(
-    repo: Annotated[Repository, Depends(repository)],
-    app: Annotated[AppResources, Depends(app_resources)],
+    repo: Annotated[Repository, Depends(repository)], resources: Resources
 ) -> RepoSyncState:
     """An empty state for a repository never synced, so its first sync needs no special case."""
-    raw: str | None = await app.redis.hget(app.keys.github_sync_state, str(repo))
+    raw: str | None = await resources.redis.hget(resources.keys.github_sync_state, str(repo))
     return RepoSyncState() if raw is None else _parse_state(raw)
 
 
-@router.put("/config/github/repos/{owner}/{repo}")
+@router.put("/config/github/repos/{owner}/{repo}", responses=error_responses(400))
 async def put_github_repo(
-    state: RepoSyncState,
-    repo: Annotated[Repository, Depends(repository)],
-    app: Annotated[AppResources, Depends(app_resources)],
+    state: RepoSyncState, repo: Annotated[Repository, Depends(repository)], resources: Resources
 ) -> RepoSyncState:
-    await app.redis.hset(app.keys.github_sync_state, str(repo), state.model_dump_json())
+    await resources.redis.hset(resources.keys.github_sync_state, str(repo), state.model_dump_json())
     return state
 
 
-@router.post("/admin/github-sync", status_code=202)
+@router.post("/admin/github-sync", status_code=202, responses=error_responses(400))
 async def request_github_sync(
-    body: SyncRequestIn,
-    request: Request,
-    app: Annotated[AppResources, Depends(app_resources)],
+    body: SyncRequestIn, request: Request, resources: Resources
 ) -> SyncRequestAccepted:
     """Served by a running `soulcaster github-sync` within one long-poll (routes_producer_requests)."""
-    repo = _parse_repository(body.repo)
     fields = {
-        GitHubSyncRequestField.REPO: str(repo),
+        GitHubSyncRequestField.REPO: body.repo,
         GitHubSyncRequestField.REQUESTED_AT: datetime.now(UTC).isoformat(),
         GitHubSyncRequestField.REQUEST_ID: request_id(request),
     }
-    entry_id: str = await app.redis.xadd(
-        app.keys.github_sync_requests_stream, fields, maxlen=SYNC_REQUESTS_KEPT, approximate=True
-    )
-    return SyncRequestAccepted(request_id=entry_id, repo=str(repo))
+    entry_id = await append_producer_request(resources, resources.keys.github_sync_requests_stream, fields)
+    return SyncRequestAccepted(request_id=entry_id, repo=body.repo)
 
 
 def _parse_state(raw: str) -> RepoSyncState:

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from services.api.resources import app_resources
+from services.api.resources import Resources
 from shared.metrics import unclustered_items
 
 router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_SECONDS = 2.0
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    reason: str | None = None
+
+
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "Redis did not answer PING in time."}
+}
 
 
 @router.get("/healthz")
@@ -22,10 +34,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+@router.get("/readyz", response_model=Readiness, responses=NOT_READY)
+async def readyz(resources: Resources) -> JSONResponse:
     try:
-        await asyncio.wait_for(app_resources(request).redis.ping(), READINESS_TIMEOUT_SECONDS)
+        await asyncio.wait_for(resources.redis.ping(), READINESS_TIMEOUT_SECONDS)
     except (RedisError, OSError, TimeoutError) as error:
         return JSONResponse(
             {"status": "unavailable", "reason": f"redis: {type(error).__name__}"},
@@ -34,10 +46,9 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics")
-async def metrics(request: Request) -> Response:
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(resources: Resources) -> Response:
     """Also samples the unclustered backlog here: one O(1) SCARD per scrape, whatever else runs."""
-    resources = app_resources(request)
     with contextlib.suppress(RedisError, OSError):
         unclustered_items.set(int(await resources.redis.scard(resources.keys.unclustered)))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -5,57 +5,73 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter
 
 from services.api.acceptance import (
+    ACCEPTED,
     accept_many,
     accept_one,
     check_batch_size,
-    validated,
-    validated_each,
+    normalizes,
+    problem,
 )
 from services.api.auth import require_api_key
+from services.api.errors import error_responses
+from services.api.openapi_document import raw_json_body
 from services.api.request_body import read_json_body
-from services.api.resources import app_resources
-from services.ingest.normalizers.feedback import FEEDBACK_PAYLOAD
+from services.api.resources import Resources
+from services.ingest.normalizers.feedback import FeedbackPayload
 from services.ingest.normalizers.manual import MANUAL_PAYLOAD
-from services.ingest.normalizers.reddit import REDDIT_POST
+from services.ingest.normalizers.reddit import RedditPost
 
-router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_api_key)])
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": '`{"event_id": ...}`, or `{"event_ids": [...]}` for a batch'}
-}
+router = APIRouter(
+    prefix="/ingest",
+    tags=["ingest"],
+    dependencies=[Depends(require_api_key)],
+    responses={**ACCEPTED, **error_responses(400, 401, 413, 422, 503)},
+)
 
 
-@router.post("/reddit", status_code=202, responses=ACCEPTED)
-async def ingest_reddit(request: Request) -> JSONResponse:
+class FeedbackBatch(BaseModel):
+    items: list[FeedbackPayload]
+
+
+REDDIT_BODY: TypeAdapter[Any] = TypeAdapter(RedditPost | list[RedditPost])  # type: ignore[arg-type]
+FEEDBACK_BODY: TypeAdapter[Any] = TypeAdapter(FeedbackPayload | FeedbackBatch)
+
+
+@router.post("/reddit", status_code=202, openapi_extra=raw_json_body("RedditIngestBody", REDDIT_BODY))
+async def ingest_reddit(request: Request, resources: Resources) -> JSONResponse:
     """One post (the poller's item shape or a raw `t3` listing child), or a JSON array of them."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
     if isinstance(body.data, list):
         check_batch_size(request, len(body.data))
-        validated_each(REDDIT_POST, body.data, ("body",))
+        normalizes("reddit", body.data, ("body",), batch=True)
         return await accept_many(request, "reddit", body.data)
-    validated(REDDIT_POST, body.data)
+    normalizes("reddit", [body.data], ("body",), batch=False)
     return await accept_one(request, "reddit", body.text)
 
 
-@router.post("/manual", status_code=202, responses=ACCEPTED)
-async def ingest_manual(request: Request) -> JSONResponse:
+@router.post("/manual", status_code=202, openapi_extra=raw_json_body("ManualIngestBody", MANUAL_PAYLOAD))
+async def ingest_manual(request: Request, resources: Resources) -> JSONResponse:
     """`{"text": ..., "title"?: ..., "metadata"?: {...}}`."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
-    validated(MANUAL_PAYLOAD, body.data)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
+    normalizes("manual", [body.data], ("body",), batch=False)
     return await accept_one(request, "manual", body.text)
 
 
-@router.post("/feedback", status_code=202, responses=ACCEPTED)
-async def ingest_feedback(request: Request) -> JSONResponse:
+@router.post("/feedback", status_code=202, openapi_extra=raw_json_body("FeedbackIngestBody", FEEDBACK_BODY))
+async def ingest_feedback(request: Request, resources: Resources) -> JSONResponse:
     """One FeedbackItem-shaped object from any service, or `{"items": [...]}`."""
-    body = await read_json_body(request, app_resources(request).settings.max_body_bytes)
+    body = await read_json_body(request, resources.settings.max_body_bytes)
     if isinstance(body.data, dict) and "items" in body.data:
         items = body.data["items"]
-        if isinstance(items, list):
-            check_batch_size(request, len(items))
-        validated_each(FEEDBACK_PAYLOAD, items, ("body", "items"))
+        if not isinstance(items, list):
+            raise RequestValidationError([problem(("body", "items"), "expected a JSON array")])
+        check_batch_size(request, len(items))
+        normalizes("feedback", items, ("body", "items"), batch=True)
         return await accept_many(request, "feedback", items)
-    validated(FEEDBACK_PAYLOAD, body.data)
+    normalizes("feedback", [body.data], ("body",), batch=False)
     return await accept_one(request, "feedback", body.text)

@@ -1,11 +1,12 @@
 """Operator requests to producers, served to them over HTTP because producers never touch Redis.
 
 An admin route appends a request ("poll now", "sync this repository") to the producer kind's request
-stream. Each running producer long-polls `GET /producer-requests/{producer}?consumer=<its name>`:
-the API reads the stream with one consumer group per producer kind, so each request goes to exactly
-one replica, and the replica acks it (`POST .../ack`) after acting on it. A request held by a replica
-that died unacked is handed to whichever replica asks next once it has been idle for
-`REDELIVER_AFTER_MS` (longer than any round), so it is served late rather than twice.
+stream with `append_producer_request`. Each running producer long-polls
+`GET /producer-requests/{producer}?consumer=<its name>`: the API reads the stream with one consumer
+group per producer kind, so each request goes to exactly one replica, and the replica acks it
+(`POST .../ack`) after acting on it. A request held by a replica that died unacked is handed to
+whichever replica asks next once it has been idle for `REDELIVER_AFTER_MS` (longer than any round),
+so it is served late rather than twice.
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from services.api.auth import require_api_key
-from services.api.resources import app_resources
+from services.api.entry_ids import EntryId
+from services.api.errors import error_responses
+from services.api.request_body import StrictJsonRoute
+from services.api.resources import AppResources, Resources
+from shared.consumer import ensure_group
 from shared.keys import GITHUB_SYNC_GROUP, POLLER_GROUP, Keys
 
-router = APIRouter(tags=["producers"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["producers"],
+    dependencies=[Depends(require_api_key)],
+    route_class=StrictJsonRoute,
+    responses=error_responses(400, 401, 404, 422, 503),
+)
 
 MAX_WAIT_SECONDS = 20.0  # below the Redis client's socket timeout, so a blocked read never trips it
 MAX_REQUESTS = 10
 REDELIVER_AFTER_MS = 15 * 60_000
-ENTRY_ID = r"^\d{1,20}-\d{1,20}$"
+REQUESTS_KEPT = 10_000  # per request stream, approximately: operators' clicks, not data
 CONSUMER_NAME = r"^[A-Za-z0-9._:@-]{1,128}$"
 
 
@@ -41,24 +49,16 @@ class ProducerRequestBatch(BaseModel):
 
 
 class AckBody(BaseModel):
-    ids: list[Annotated[str, Field(pattern=ENTRY_ID)]] = Field(max_length=1000)
+    ids: list[EntryId] = Field(max_length=1000)
 
 
 class AckReceipt(BaseModel):
     acked: int
 
 
-def app_redis(request: Request) -> Redis:
-    return app_resources(request).redis
-
-
-def app_keys(request: Request) -> Keys:
-    return app_resources(request).keys
-
-
-async def append_producer_request(redis: Redis, stream: str, fields: Mapping[str, str]) -> str:
-    """What an admin route calls; the entry id is the request id the operator gets back."""
-    entry_id = await redis.xadd(stream, dict(fields))
+async def append_producer_request(resources: AppResources, stream: str, fields: Mapping[str, str]) -> str:
+    """How every admin trigger is sent; the entry id is the request id the operator gets back."""
+    entry_id = await resources.redis.xadd(stream, dict(fields), maxlen=REQUESTS_KEPT, approximate=True)
     return str(entry_id)
 
 
@@ -72,14 +72,6 @@ def request_stream(keys: Keys, producer: str) -> str:
     return streams[producer]
 
 
-async def _ensure_group(redis: Redis, stream: str, group: str) -> None:
-    try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    except ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
-
-
 def _entries(reply: object) -> list[ProducerRequestEntry]:
     """XAUTOCLAIM's and XREADGROUP's entry lists; an entry trimmed away while pending comes back empty."""
     return [
@@ -91,15 +83,15 @@ def _entries(reply: object) -> list[ProducerRequestEntry]:
 
 @router.get("/producer-requests/{producer}")
 async def next_requests(
-    redis: Annotated[Redis, Depends(app_redis)],
-    keys: Annotated[Keys, Depends(app_keys)],
+    resources: Resources,
     producer: Annotated[str, Path()],
     consumer: Annotated[str, Query(pattern=CONSUMER_NAME)],
     wait_seconds: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0.0,
 ) -> ProducerRequestBatch:
     """Requests abandoned by a dead replica first, else new ones, waiting up to `wait_seconds` for one."""
-    stream = request_stream(keys, producer)
-    await _ensure_group(redis, stream, producer)
+    redis = resources.redis
+    stream = request_stream(resources.keys, producer)
+    await ensure_group(redis, stream, producer)
     claimed = await redis.xautoclaim(
         stream, producer, consumer, REDELIVER_AFTER_MS, "0-0", count=MAX_REQUESTS
     )
@@ -115,12 +107,7 @@ async def next_requests(
 
 
 @router.post("/producer-requests/{producer}/ack")
-async def ack_requests(
-    body: AckBody,
-    redis: Annotated[Redis, Depends(app_redis)],
-    keys: Annotated[Keys, Depends(app_keys)],
-    producer: Annotated[str, Path()],
-) -> AckReceipt:
-    stream = request_stream(keys, producer)
-    acked = await redis.xack(stream, producer, *body.ids) if body.ids else 0
+async def ack_requests(body: AckBody, resources: Resources, producer: Annotated[str, Path()]) -> AckReceipt:
+    stream = request_stream(resources.keys, producer)
+    acked = await resources.redis.xack(stream, producer, *body.ids) if body.ids else 0
     return AckReceipt(acked=int(acked))

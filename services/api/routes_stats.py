@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from services.api.auth import require_api_key
-from services.api.resources import AppResources, app_resources
+from services.api.errors import error_responses
+from services.api.resources import AppResources, Resources
 from shared.models import KNOWN_SOURCES
 from shared.stream_info import stream_info
 
-router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["read"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 503)
+)
 
 
 async def sources_present(resources: AppResources) -> list[str]:
@@ -23,8 +26,7 @@ async def sources_present(resources: AppResources) -> list[str]:
 
 
 @router.get("/stats")
-async def stats(request: Request) -> dict[str, Any]:
-    resources = app_resources(request)
+async def stats(resources: Resources) -> dict[str, Any]:
     redis, keys = resources.redis, resources.keys
     sources = await sources_present(resources)
     async with redis.pipeline(transaction=False) as pipe:

@@ -16,13 +16,15 @@ from shared.models import FeedbackItem, item_id_for
 
 @dataclass(frozen=True)
 class EventContext:
-    """Where a raw event came from: its stream entry id and when the API received it."""
+    """Where a raw event came from: its stream entry id, when the API received it, and the
+    producer's idempotency key (empty when none was sent)."""
 
     entry_id: str
     received_at: datetime
+    idempotency_key: str = ""
 
     def item_id(self, source: str, external_id: str | None) -> str:
-        return item_id_for(source, external_id, self.entry_id)
+        return item_id_for(source, external_id, self.entry_id, self.idempotency_key)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,10 @@ class IngestHandler:
         except json.JSONDecodeError as exc:
             raise InvalidPayload(f"payload is not valid JSON: {exc}") from exc
         try:
-            return normalizer(payload, EventContext(message.id, received_at(message)))
+            context = EventContext(
+                message.id, received_at(message), fields.get(IngestField.IDEMPOTENCY_KEY, "")
+            )
+            return normalizer(payload, context)
         except ValidationError as exc:
             raise InvalidPayload(f"{source} payload does not make a valid item: {exc}") from exc
 

@@ -56,7 +56,7 @@ from shared.consumer.config import (
     RetryPolicy,
 )
 from shared.consumer.message import BatchHandler, Failures, InvalidPayload, PermanentError, StreamMessage
-from shared.consumer.runtime import StreamConsumer
+from shared.consumer.runtime import StreamConsumer, ensure_group
 
 __all__ = [
     "BatchHandler",
@@ -72,4 +72,5 @@ __all__ = [
     "RetryPolicy",
     "StreamConsumer",
     "StreamMessage",
+    "ensure_group",
 ]

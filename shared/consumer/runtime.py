@@ -30,6 +30,15 @@ HOUSEKEEPING_INTERVAL_SECONDS = 1.0
 ERROR_PAUSE_SECONDS = 1.0
 
 
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create the group at the stream's start if missing, so a new group sees retained history."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 class StreamConsumer:
     def __init__(self, redis: Redis, config: ConsumerConfig, handler: BatchHandler) -> None:
         self._redis = redis
@@ -64,12 +73,7 @@ class StreamConsumer:
             loop.add_signal_handler(sig, self.stop)
 
     async def ensure_group(self) -> None:
-        """Create the group at the stream's start if missing, so a new group sees retained history."""
-        try:
-            await self._redis.xgroup_create(self._config.stream, self._config.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self._redis, self._config.stream, self._config.group)
 
     async def run(self) -> None:
         await self.ensure_group()

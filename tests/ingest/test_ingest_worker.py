@@ -347,7 +347,7 @@ async def test_out_of_range_reddit_timestamps_are_permanent_failures(
     for entry in dead.values():
         assert entry["deliveries"] == "1"
         assert entry["error"].startswith("InvalidPayload: ")
-        assert "Error" in entry["error"], entry["error"]
+        assert "created_utc" in entry["error"], entry["error"]
     assert (await read_outcome(redis, keys, good))["status"] == "created"
 
 

@@ -6,13 +6,12 @@ is the same item) and clustering state belongs to the clusterer.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from services.ingest.normalized import EventContext, Normalized
-from services.ingest.normalizers.payload_shape import IdText, parse_payload
+from services.ingest.normalizers.payload_shape import IdText, Moment, parse_payload
 from shared.models import SOURCE_PATTERN, FeedbackItem
 
 TITLE_LIMIT = 80
@@ -26,7 +25,7 @@ class FeedbackPayload(BaseModel):
     body: str = ""
     external_id: IdText | None = Field(default=None, min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime | None = None
+    created_at: Moment | None = None
     raw_text: str | None = None
     repo: str | None = None
     github_issue_number: int | None = None

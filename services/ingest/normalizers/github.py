@@ -9,13 +9,12 @@ here and are ignored, as are pull requests (the REST issues list includes them).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from services.ingest.normalized import EventContext, Ignored, Normalized, NormalizeResult
-from services.ingest.normalizers.payload_shape import EXPECTED_OBJECT, IdText, parse_payload
+from services.ingest.normalizers.payload_shape import EXPECTED_OBJECT, IdText, Moment, parse_payload
 from shared.models import FeedbackItem
 
 SOURCE = "github"
@@ -60,8 +59,8 @@ class GitHubIssue(BaseModel):
     state: Literal["open", "closed"]
     html_url: str
     repository_url: str | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
+    created_at: Moment
+    updated_at: Moment | None = None
     comments: int = 0
     user: GitHubUser | None = None
     labels: list[GitHubLabel | str] = Field(default_factory=list)

@@ -13,7 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from services.ingest.normalized import EventContext, Normalized
-from services.ingest.normalizers.payload_shape import EXPECTED_OBJECT, IdText, parse_payload
+from services.ingest.normalizers.payload_shape import (
+    EXPECTED_OBJECT,
+    EpochSeconds,
+    IdText,
+    Moment,
+    parse_payload,
+)
 from shared.models import FeedbackItem
 
 SOURCE = "reddit"
@@ -34,7 +40,7 @@ class RedditPostData(BaseModel):
     subreddit: str = ""
     permalink: str = ""
     author: str | None = None
-    created_utc: float
+    created_utc: EpochSeconds
     score: int = 0
     num_comments: int = 0
 
@@ -56,7 +62,7 @@ class RedditPollerPost(BaseModel):
     title: str
     body: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime | None = None
+    created_at: Moment | None = None
 
 
 def _shape_of(value: Any) -> str | None:

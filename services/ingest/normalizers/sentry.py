@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from services.ingest.normalized import EventContext, InvalidPayload, Normalized
-from services.ingest.normalizers.payload_shape import EXPECTED_OBJECT, IdText, parse_payload
+from services.ingest.normalizers.payload_shape import EXPECTED_OBJECT, IdText, Moment, parse_payload
 from shared.models import FeedbackItem
 
 SOURCE = "sentry"
@@ -84,9 +84,9 @@ class SentryEvent(BaseModel):
     stacktrace: SentryStacktrace | None = Field(
         default=None, validation_alias=AliasChoices("stacktrace", "sentry.interfaces.Stacktrace")
     )
-    timestamp: datetime | None = None
-    occurred_at: datetime | None = Field(default=None, validation_alias="datetime")
-    received: datetime | None = None
+    timestamp: Moment | None = None
+    occurred_at: Moment | None = Field(default=None, validation_alias="datetime")
+    received: Moment | None = None
 
 
 class SentryIssue(BaseModel):
@@ -99,9 +99,7 @@ class SentryIssue(BaseModel):
     level: str | None = None
     platform: str | None = None
     permalink: str | None = None
-    first_seen: datetime | None = Field(
-        default=None, validation_alias=AliasChoices("firstSeen", "first_seen")
-    )
+    first_seen: Moment | None = Field(default=None, validation_alias=AliasChoices("firstSeen", "first_seen"))
 
 
 class SentryData(BaseModel):

@@ -71,7 +71,7 @@ async def test_state_routes_need_the_admin_key_and_reject_bad_input_with_reasons
         assert (await api.get("/config/github/repos", headers=wrong)).status_code == 403
 
         bad_name = await api.put("/config/github/repos/bad_owner/x", json={}, headers=ADMIN)
-        assert bad_name.status_code == 400
+        assert bad_name.status_code == 422
         assert "bad_owner" in bad_name.text
         for body in ({"etag": 5}, {"last_updated_at": "yesterday"}, {"cursor": "x"}, [1]):
             response = await api.put(f"/config/github/repos/{PROBOT}", json=body, headers=ADMIN)
@@ -85,7 +85,7 @@ async def test_state_routes_need_the_admin_key_and_reject_bad_input_with_reasons
         assert listed[str(PROBOT)]["etag"] == 'W/"abc"'
 
         not_a_repo = await api.post("/admin/github-sync", json={"repo": "nope"}, headers=ADMIN)
-        assert not_a_repo.status_code == 400
+        assert not_a_repo.status_code == 422
         assert "owner/repo" in not_a_repo.text
         assert (await api.post("/admin/github-sync", json={}, headers=ADMIN)).status_code == 422
         assert (await api.post("/admin/github-sync", json={"repo": str(NOMER)})).status_code == 401
