@@ -116,6 +116,14 @@ class Keys:
     def vectors(self, index_name: str) -> str:
         return self._k(f"vectors:{index_name}")
 
+    def neighbour_graph(self, index_name: str, kind: str) -> str:
+        """Append-only log of neighbour edges, one per embedder (index) and text kind."""
+        return self._k(f"graph:{index_name}:{kind}")
+
+    def graph_consolidated(self, index_name: str, kind: str) -> str:
+        """The last graph log entry a consolidation pass has taken into account."""
+        return self._k(f"graph:consolidated:{index_name}:{kind}")
+
     # configuration
     @property
     def reddit_subreddits(self) -> str:

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from services.clusterer.assignment import Assignment, ClusterState
 from services.clusterer.merging import MergeGroup
 from services.clusterer.summarizers.base import ClusterLabel
-from services.clusterer.vector_index.base import Match
 from shared.clusters import NEW_STATUS, ClusterField
 from shared.keys import SCHEMA_VERSION, Keys, NewItemField
 
@@ -66,6 +65,7 @@ class ClusterStore:
         self._merge = redis.register_script(cluster_script("merge_clusters.lua"))
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
         self._unassign = redis.register_script(cluster_script("unassign_items.lua"))
+        self._commit_pass = redis.register_script(cluster_script("commit_pass.lua"))
 
     async def load(self, cluster_ids: Iterable[str]) -> dict[str, ClusterState]:
         """States of the clusters that still exist, in one round trip."""
@@ -89,22 +89,8 @@ class ClusterStore:
             )
         return states
 
-    async def resolve(self, neighbours: Sequence[list[Match]], states: dict[str, ClusterState]) -> None:
-        """Re-point matches whose cluster is gone (merged, or a crash between the index and Redis
-        writes) at the cluster their item's hash names, which is authoritative; drop the rest."""
-        stale = sorted({m.id for matches in neighbours for m in matches if m.cluster_id not in states})
-        if not stale:
-            return
-        owners = await self._owners(stale)
-        states.update(await self.load(set(owners.values()) - set(states)))
-        for matches in neighbours:
-            matches[:] = [
-                m if m.cluster_id in states else Match(m.id, m.score, owners[m.id])
-                for m in matches
-                if m.cluster_id in states or owners.get(m.id) in states
-            ]
-
-    async def _owners(self, item_ids: Sequence[str]) -> dict[str, str]:
+    async def owners(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """Each clustered item's cluster, from its hash (the authority), in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for item_id in item_ids:
                 pipe.hget(self._keys.feedback(item_id), "cluster_id")
@@ -202,6 +188,60 @@ class ClusterStore:
         keys = [*self._collection_keys(), self._keys.unclustered, self._keys.new_item_stream]
         requeued, deleted = await self._unassign(keys=keys, args=[json.dumps(doc)])
         return int(requeued), int(deleted)
+
+    async def members(self, cluster_ids: Sequence[str]) -> list[set[str]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id in cluster_ids:
+                pipe.smembers(self._keys.cluster_items(cluster_id))
+            found: list[set[str]] = await pipe.execute()
+        return found
+
+    async def commit_pass(
+        self,
+        token: str,
+        cursor: tuple[str, str],
+        moves: Sequence[tuple[str, str, str]],
+        states: Sequence[ClusterState],
+        gone: Sequence[str],
+        titles: dict[str, str],
+        now: str,
+    ) -> tuple[int, int]:
+        """Move `(item, from, to)`, rewrite `states`, delete the `gone` clusters left empty and set
+        the pass cursor `(key, entry id)`, in one fenced script; a new cluster is titled after its
+        central item until the summarizer labels it. Returns (moved, deleted)."""
+        doc = {
+            "token": token,
+            "cursor": cursor[1],
+            "feedback_prefix": self._keys.feedback(""),
+            "moves": [
+                {
+                    "id": item_id,
+                    "from_items": self._keys.cluster_items(source),
+                    "to": target,
+                    "to_items": self._keys.cluster_items(target),
+                }
+                for item_id, source, target in moves
+            ],
+            "clusters": [
+                {
+                    **self._ref(state.id),
+                    "fields": _state_fields(state, now),
+                    "initial": {
+                        ClusterField.ID: state.id,
+                        ClusterField.TITLE: titles.get(state.central_item, ""),
+                        ClusterField.SUMMARY: "",
+                        ClusterField.STATUS: NEW_STATUS,
+                        ClusterField.CREATED_AT: state.created_at or now,
+                    },
+                    "created_score": _epoch(state.created_at or now),
+                }
+                for state in states
+            ],
+            "gone": [self._ref(cluster_id) for cluster_id in gone],
+        }
+        keys = [*self._collection_keys(), cursor[0]]
+        moved, deleted = await self._commit_pass(keys=keys, args=[json.dumps(doc)])
+        return int(moved), int(deleted)
 
     async def set_label(self, cluster_id: str, label: ClusterLabel) -> None:
         await self._set_label(keys=[self._keys.cluster(cluster_id)], args=[label.title, label.summary])
