@@ -3,7 +3,8 @@
 `cluster:{id}` keeps the dashboard's fields (DESIGN.md §2) plus what online clustering needs to
 update a cluster without re-reading its members: per-source counts, the running mean `centroid`
 (a JSON list; its norm is below 1, so cosine to it divides by its norm) and the item that was most
-central when it joined (its title names the cluster).
+central when it joined (its title names the cluster). `keywords`, a JSON list of a few terms best
+first, labels it beside that title.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ClusterField:
     CENTROID_B64 = "centroid_b64"  # the same mean as base64 float32: 20x faster to read than JSON
     CENTRAL_ITEM = "central_item"
     CENTRAL_SCORE = "central_score"
+    KEYWORDS = "keywords"  # JSON list, best first (services/clusterer/keywords.py); absent on old clusters
 
 
 NEW_STATUS = "new"
@@ -51,11 +53,15 @@ _VIEW_FIELDS = (
     ClusterField.SIZE,
     ClusterField.SOURCES,
     ClusterField.SOURCE_COUNTS,
+    ClusterField.KEYWORDS,
 )
 
 
 class ClusterView(BaseModel):
-    """A cluster as the API shows it: everything but the centroid, which only the clusterer reads."""
+    """A cluster as the API shows it: everything but the centroid, which only the clusterer reads.
+
+    `keywords` is empty for a cluster written before keywords existed, until a pass relabels it.
+    """
 
     id: str
     title: str
@@ -66,6 +72,7 @@ class ClusterView(BaseModel):
     size: int
     sources: list[str]
     source_counts: dict[str, int]
+    keywords: list[str]
 
     @classmethod
     def from_fields(cls, values: Sequence[str | None]) -> ClusterView:
@@ -80,6 +87,7 @@ class ClusterView(BaseModel):
             size=int(data[ClusterField.SIZE] or 0),
             sources=json.loads(data[ClusterField.SOURCES] or "[]"),
             source_counts=json.loads(data[ClusterField.SOURCE_COUNTS] or "{}"),
+            keywords=json.loads(data[ClusterField.KEYWORDS] or "[]"),
         )
 
 

@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from shared.clusters import list_cluster_ids, read_clusters
+from shared.clusters import ClusterView, list_cluster_ids, read_clusters
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
 from shared.redis_connection import connect
 from shared.settings import Settings
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 DEV_PREFIX = "dev:"
 DRAIN_TIMEOUT_SECONDS = 120
+KEYWORDS_SHOWN = 3
+KEYWORDS_WIDTH = 36
+SOURCES_WIDTH = 30
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,23 @@ async def wait_until_drained(redis: Redis, keys: Keys) -> None:
         await asyncio.sleep(0.2)
 
 
+def cluster_table_header() -> str:
+    return f"  {'size':>4}  {'sources':<{SOURCES_WIDTH}} {'keywords':<{KEYWORDS_WIDTH}} title"
+
+
+def cluster_table_row(cluster: ClusterView) -> str:
+    """One line per cluster: the keywords say what its members share, the title how one put it."""
+    sources = ", ".join(f"{s} {n}" for s, n in sorted(cluster.source_counts.items()))
+    keywords = _clipped(", ".join(cluster.keywords[:KEYWORDS_SHOWN]) or "-", KEYWORDS_WIDTH)
+    return (
+        f"  {cluster.size:>4}  {sources:<{SOURCES_WIDTH}} {keywords:<{KEYWORDS_WIDTH}} {cluster.title[:60]}"
+    )
+
+
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 async def report(redis: Redis, keys: Keys) -> str:
     from shared.operations.stream_table import render
 
@@ -127,10 +147,8 @@ async def report(redis: Redis, keys: Keys) -> str:
     lines.append(f"  waiting for clustering: {await redis.scard(keys.unclustered)}")
     ids = await list_cluster_ids(redis, keys, "largest", 0, 50)
     clusters = await read_clusters(redis, keys, ids)
-    lines += ["", f"Clusters ({len(clusters)}), largest first:", f"  {'size':>4}  {'sources':<24} title"]
-    for cluster in clusters:
-        sources = ", ".join(f"{s} {n}" for s, n in sorted(cluster.source_counts.items()))
-        lines.append(f"  {cluster.size:>4}  {sources:<24} {cluster.title[:70]}")
+    lines += ["", f"Clusters ({len(clusters)}), largest first:", cluster_table_header()]
+    lines += [cluster_table_row(cluster) for cluster in clusters]
     infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams[:2]]
     lines += ["", "Streams:", render(infos, {})]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.api.app import create_app
 from services.clusterer.worker import build_clusterer_consumer
+from shared.clusters import ClusterField
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained, run_consumers
@@ -59,3 +61,28 @@ async def test_bad_requests_get_a_reason(api: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and "not-a-cluster" in missing.text
     assert (await api.get("/clusters", params={"order": "random"})).status_code == 422
     assert (await api.get("/clusters", params={"limit": 0})).status_code == 422
+
+
+async def test_keywords_are_shown_in_the_list_and_the_detail(
+    api: httpx.AsyncClient, redis: Redis, keys: Keys
+) -> None:
+    largest = (await api.get("/clusters", params={"order": "largest"})).json()["clusters"][0]
+    labels = ["login page", "password reset", "error"]
+    await redis.hset(keys.cluster(largest["id"]), ClusterField.KEYWORDS, json.dumps(labels))
+
+    listed = (await api.get("/clusters", params={"order": "largest", "limit": 1})).json()["clusters"][0]
+    assert listed["keywords"] == labels
+    assert (await api.get(f"/clusters/{largest['id']}")).json()["keywords"] == labels
+
+
+async def test_a_cluster_from_before_keywords_shows_none(
+    api: httpx.AsyncClient, redis: Redis, keys: Keys
+) -> None:
+    clusters = (await api.get("/clusters")).json()["clusters"]
+    old = clusters[0]["id"]
+    await redis.hdel(keys.cluster(old), ClusterField.KEYWORDS)
+
+    assert (await api.get(f"/clusters/{old}")).json()["keywords"] == []
+    assert (
+        next(c for c in (await api.get("/clusters")).json()["clusters"] if c["id"] == old)["keywords"] == []
+    )

@@ -27,7 +27,7 @@ def test_dev_starts_its_own_redis_feeds_the_sample_and_prints_clusters(tmp_path:
     out = result.stdout
     assert f"Started a local Redis at redis://127.0.0.1:{port}/0" in out
     assert "13 x HTTP 202" in out
-    assert "Reddit poller (one round against a local Reddit-shaped server): 3 posts handed over" in out
+    assert "Reddit poller (one round against a local Reddit-shaped server): 25 posts handed over" in out
     for source in ("reddit", "sentry", "github", "manual"):
         assert f"{source:<8}" in out
     assert "waiting for clustering: 0" in out

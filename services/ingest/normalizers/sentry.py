@@ -75,6 +75,7 @@ class SentryEvent(BaseModel):
     release: str | None = None
     environment: str | None = None
     tags: list[Any] | dict[str, Any] | None = None
+    fingerprint: Any = None  # Sentry's grouping override (a list of strings), read by the clusterer
     web_url: str | None = None
     url: str | None = None
     exception: SentryExceptions | None = Field(
@@ -245,6 +246,7 @@ def _metadata(report: SentryReport) -> dict[str, Any]:
         "release": report.event_value("release"),
         "environment": report.event_value("environment"),
         "tags": report.event_value("tags"),
+        "fingerprint": report.event_value("fingerprint"),
         "web_url": report.event_value("web_url") or report.issue.permalink,
         "url": report.event_value("url"),
     }

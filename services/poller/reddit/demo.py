@@ -1,10 +1,11 @@
 """Showing the poller at work on a laptop: one round against a given ingest API.
 
 Without network (or when asked), a tiny Reddit-shaped server on 127.0.0.1 serves `demo_listing.json`,
-a real captured front-page listing (a copy of tests/fixtures/reddit/listing_hot.json, provenance in
-tests/fixtures/SOURCES.md), with ETags; each subreddit gets that listing's posts from it, so the
-demo subreddits `gaming`, `gifs` and `nintendo` yield one real post each. `soulcaster dev` calls
-`demo_round(api_url)`.
+with ETags; each subreddit gets that listing's posts from it. The listing is product feedback about
+a SaaS app in the shape of a real Reddit listing (derived, not captured: tests/fixtures/SOURCES.md),
+in a few clear themes (login and SSO loops, CSV export bugs, dark mode, billing, slowness), so a
+first-time user's clusters make sense; the demo subreddits `saasfeedback` and `sysadmin` yield its
+25 posts. `soulcaster dev` calls `demo_round(api_url)`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 DEMO_LISTING = Path(__file__).with_name("demo_listing.json")
-DEMO_SUBREDDITS = ("gaming", "gifs", "nintendo")
+DEMO_SUBREDDITS = ("saasfeedback", "sysadmin")
 REACHABILITY_TIMEOUT_SECONDS = 3.0
 
 

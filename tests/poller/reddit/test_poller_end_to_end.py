@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from redis.asyncio import Redis
 
@@ -115,7 +117,7 @@ async def test_a_listing_that_keeps_failing_is_skipped_and_the_others_go_on(
 async def test_the_demo_round_fills_the_pipeline_from_the_bundled_listing(
     api_settings: Settings, pipeline: Pipeline, redis: Redis, keys: Keys
 ) -> None:
-    from services.poller.reddit.demo import demo_round
+    from services.poller.reddit.demo import DEMO_LISTING, demo_round
 
     report = await demo_round(
         pipeline.api_url,
@@ -124,5 +126,9 @@ async def test_the_demo_round_fills_the_pipeline_from_the_bundled_listing(
     )
     await drained(pipeline)
 
-    assert report.complete and report.handed_over == 3
-    assert sorted(await stored_reddit_items(redis, keys)) == REAL_POST_IDS
+    listed = json.loads(DEMO_LISTING.read_text())["data"]["children"]
+    assert report.complete and report.handed_over == len(listed) == 25
+    stored = await stored_reddit_items(redis, keys)
+    assert sorted(stored) == sorted(child["data"]["id"] for child in listed)
+    titles = " ".join(item["title"] for item in stored.values()).lower()
+    assert all(theme in titles for theme in ("login", "csv", "dark mode", "invoice", "slow"))
