@@ -64,6 +64,7 @@ class ClusterStore:
         self._write = redis.register_script(cluster_script("write_assignment.lua"))
         self._merge = redis.register_script(cluster_script("merge_clusters.lua"))
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
+        self._set_keywords = redis.register_script((_SCRIPTS / "set_keywords.lua").read_text())
         self._unassign = redis.register_script(cluster_script("unassign_items.lua"))
         self._commit_pass = redis.register_script(cluster_script("commit_pass.lua"))
 
@@ -245,6 +246,14 @@ class ClusterStore:
 
     async def set_label(self, cluster_id: str, label: ClusterLabel) -> None:
         await self._set_label(keys=[self._keys.cluster(cluster_id)], args=[label.title, label.summary])
+
+    async def set_keywords(self, keywords: dict[str, list[str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id, words in keywords.items():
+                await self._set_keywords(
+                    keys=[self._keys.cluster(cluster_id)], args=[json.dumps(words)], client=pipe
+                )
+            await pipe.execute()
 
     def _ref(self, cluster_id: str) -> dict[str, str]:
         return {

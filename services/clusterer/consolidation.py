@@ -3,7 +3,8 @@
 Online assignment decides each item once, from the neighbours it had on arrival; that over-splits
 and chains. The pass re-decides the part of the graph that changed since the last pass (nodes
 added after the cursor, their neighbours, and every member of those nodes' clusters), or all of
-it with `full`:
+it with `full`. Touched natural-language items first get their edges to later neighbours
+(services/clusterer/neighbour_graph.py says why). Then:
 - natural language: Leiden communities (services/clusterer/communities.py), which may split and
   merge clusters;
 - machine text: average-linkage merging of the touched clusters (services/clusterer/merging.py).
@@ -32,9 +33,10 @@ from services.clusterer.assignment import ClusterState
 from services.clusterer.cluster_store import ClusterStore
 from services.clusterer.communities import detect, reconcile
 from services.clusterer.embedders.base import Embedder
+from services.clusterer.keywords import cluster_keywords
 from services.clusterer.lock import RedisLock
 from services.clusterer.merging import plan_merges
-from services.clusterer.neighbour_graph import START, GraphReplica, neighbour_rows
+from services.clusterer.neighbour_graph import START, BatchEdges, GraphReplica, append_edges, neighbour_rows
 from services.clusterer.providers import build_embedder, build_summarizer, build_vector_index
 from services.clusterer.summarizers.base import Summarizer
 from services.clusterer.thresholds import Profiles, TextKind, profiles_for
@@ -46,6 +48,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 LABEL_MEMBERS = 5
+KEYWORD_MEMBERS = 200
+REFRESH_CHUNK = 64
 
 Move = tuple[str, str, str]  # (item, from cluster, to cluster)
 
@@ -88,9 +92,11 @@ class Consolidator:
         lock: RedisLock,
         profiles: Profiles,
         summarizer: Summarizer,
+        neighbours: int = 10,
         lock_wait_seconds: float = 60.0,
     ) -> None:
         self._redis = redis
+        self._neighbours = neighbours
         self._keys = keys
         self._index = index
         self._lock = lock
@@ -98,7 +104,7 @@ class Consolidator:
         self._summarizer = summarizer
         self._lock_wait = lock_wait_seconds
         self._store = ClusterStore(redis, keys, lock.key)
-        binary = binary_client(redis)
+        self._binary = binary = binary_client(redis)
         self._graph_keys = {kind: keys.neighbour_graph(index_name, kind) for kind in TextKind}
         self._cursor_keys = {kind: keys.graph_consolidated(index_name, kind) for kind in TextKind}
         self.graphs = {kind: GraphReplica(binary, self._graph_keys[kind]) for kind in TextKind}
@@ -133,11 +139,14 @@ class Consolidator:
         started = time.perf_counter()
         graph = self.graphs[kind]
         await graph.sync()
-        head = graph.last_entry.decode()
         cursor = await self._redis.get(self._cursor_keys[kind]) or START
-        if not _after(head, cursor) and not (full and graph.ids):
+        if not _after(graph.last_entry.decode(), cursor) and not (full and graph.ids):
             return None
         touched = range(len(graph.ids)) if full else graph.nodes_after(cursor)
+        while kind is TextKind.NATURAL and any(row not in graph.refreshed for row in touched):
+            await self._refresh_edges(graph, touched)  # items may arrive meanwhile: refresh them too
+            touched = range(len(graph.ids)) if full else graph.nodes_after(cursor)
+        head = graph.last_entry.decode()
         region = await self._region(graph, touched)
         if kind is TextKind.MACHINE:
             moves = await self._plan_merges(graph, region)
@@ -157,6 +166,28 @@ class Consolidator:
             },
         )
         return result
+
+    async def _refresh_edges(self, graph: GraphReplica, touched: range) -> None:
+        """Give each touched item not refreshed yet its edges to neighbours that arrived after it
+        (same kind: nodes of this graph), one graph entry per chunk, off the lock."""
+        pending = [graph.ids[row] for row in touched if row not in graph.refreshed]
+        for start in range(0, len(pending), REFRESH_CHUNK):
+            chunk = pending[start : start + REFRESH_CHUNK]
+            found = await self._index.vectors(chunk)
+            ids = list(found)
+            matches = (
+                await self._index.query(np.stack([found[i] for i in ids]), self._neighbours + 1)
+                if ids
+                else []
+            )
+            edges = BatchEdges(nodes=chunk, refresh=True)  # an item without a stored vector: done too
+            for item_id, row in zip(ids, matches, strict=True):
+                own = graph.row[item_id]
+                later = [m for m in row if graph.row.get(m.id, -1) > own and m.score > 0]
+                for match in later[: self._neighbours]:
+                    edges.add(item_id, match.id, match.score)
+            await append_edges(self._binary, graph.key, edges)
+        await graph.sync()
 
     async def _region(self, graph: GraphReplica, touched: range) -> _Region:
         rows = neighbour_rows(graph, touched)
@@ -239,6 +270,7 @@ class Consolidator:
             moved, deleted = await self._store.commit_pass(token, cursor, moves, kept, gone, titles, now)
         created = sum(1 for c in changed if c not in region.members)
         await self._refresh_labels(kept, final)
+        await self._refresh_keywords([state.id for state in kept], {**region.members, **final})
         return moved, created, deleted
 
     async def _states(self, members: dict[str, set[str]]) -> tuple[dict[str, ClusterState], dict[str, str]]:
@@ -275,6 +307,22 @@ class Consolidator:
                 log.exception("summarizer failed; keeping the previous label", extra={"cluster_id": state.id})
                 continue
             await self._store.set_label(state.id, label)
+
+    async def _refresh_keywords(self, changed: Sequence[str], members: dict[str, set[str]]) -> None:
+        """c-TF-IDF keywords of the changed clusters, against the region's clusters as the corpus:
+        the texts are at hand and a neighbourhood is what the keywords must tell apart. At most
+        KEYWORD_MEMBERS texts per cluster keep a pass over large clusters cheap."""
+        if not changed:
+            return
+        sampled = {c: sorted(ids)[:KEYWORD_MEMBERS] for c, ids in members.items() if ids}
+        everyone = sorted({i for ids in sampled.values() for i in ids})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item_id in everyone:
+                pipe.hmget(self._keys.feedback(item_id), ["title", "body"])
+            rows: list[list[str | None]] = await pipe.execute()
+        text_of = {i: " ".join(part or "" for part in row) for i, row in zip(everyone, rows, strict=True)}
+        keywords = cluster_keywords({c: [text_of[i] for i in ids] for c, ids in sampled.items()})
+        await self._store.set_keywords({c: keywords.get(c, []) for c in changed})
 
 
 def _apply(members: dict[str, set[str]], moves: Sequence[Move]) -> dict[str, set[str]]:
@@ -323,6 +371,7 @@ def build_consolidator(
         RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms),
         profiles_for(settings),
         build_summarizer(settings),
+        neighbours=settings.cluster_neighbours,
     )
 
 

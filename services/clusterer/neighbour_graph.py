@@ -7,6 +7,11 @@ text, ONE entry per batch (one XADD, whatever the batch size), so any replica re
 graph and a restart loses nothing. An entry lists the batch's items (also those without a
 neighbour) and their edges. An item's edges are written when it is assigned; a retried batch
 writes them again and the replica keeps the first copy, so writing is idempotent.
+
+On arrival an item can only link to EARLIER items, so the first items of a topic get poor edges.
+The first pass after an item's arrival therefore refreshes it: it adds the item's edges to the
+neighbours that arrived LATER (a "refresh" entry, also kept once per item). A pair that both sides
+chose counts twice, which is how a mutual neighbour should weigh.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from redis.asyncio import Redis
 
 PAGE = 200
 _NODES, _SOURCES, _TARGETS, _WEIGHTS = b"nodes", b"sources", b"targets", b"weights"
+_REFRESH = b"refresh"
 _SEPARATOR = "\n"
 START = "0-0"
 
@@ -32,6 +38,7 @@ class BatchEdges:
     sources: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    refresh: bool = False  # edges to later neighbours, added by a pass
 
     def add(self, source: str, target: str, weight: float) -> None:
         self.sources.append(source)
@@ -48,6 +55,7 @@ async def append_edges(redis: Redis, log_key: str, edges: BatchEdges) -> None:
         _SOURCES: _SEPARATOR.join(edges.sources).encode(),
         _TARGETS: _SEPARATOR.join(edges.targets).encode(),
         _WEIGHTS: np.asarray(edges.weights, dtype=np.float32).tobytes(),
+        _REFRESH: b"1" if edges.refresh else b"",
     }
     await redis.xadd(log_key, fields)  # type: ignore[arg-type]
 
@@ -75,13 +83,14 @@ class GraphReplica:
 
     def __init__(self, redis: Redis, log_key: str) -> None:
         self._redis = redis
-        self._log_key = log_key
+        self.key = log_key
         self.row: dict[str, int] = {}
         self.ids: list[str] = []
         self.sources = _Growing(np.int32)
         self.targets = _Growing(np.int32)
         self.weights = _Growing(np.float32)
         self._has_edges: set[int] = set()
+        self.refreshed: set[int] = set()
         self._entries: list[tuple[bytes, int]] = []  # (entry id, nodes known before it)
         self.last_entry = START.encode()
         self._sync_lock = asyncio.Lock()
@@ -90,7 +99,7 @@ class GraphReplica:
         """Apply every entry written since the last sync (by any replica)."""
         async with self._sync_lock:
             while True:
-                entries = await self._redis.xrange(self._log_key, min=b"(" + self.last_entry, count=PAGE)
+                entries = await self._redis.xrange(self.key, min=b"(" + self.last_entry, count=PAGE)
                 for entry_id, fields in entries:
                     self._entries.append((entry_id, len(self.ids)))
                     self._apply(fields)
@@ -121,16 +130,16 @@ class GraphReplica:
         return row
 
     def _apply(self, fields: dict[bytes, bytes]) -> None:
-        for item_id in fields[_NODES].decode().split(_SEPARATOR):
-            self._node(item_id)
+        nodes = [self._node(item_id) for item_id in fields[_NODES].decode().split(_SEPARATOR)]
+        seen = self.refreshed if fields.get(_REFRESH) else self._has_edges
+        fresh = {node for node in nodes if node not in seen}
+        seen.update(fresh)
         if not fields[_SOURCES]:
             return
         sources = [self._node(i) for i in fields[_SOURCES].decode().split(_SEPARATOR)]
         targets = [self._node(i) for i in fields[_TARGETS].decode().split(_SEPARATOR)]
         weights = np.frombuffer(fields[_WEIGHTS], dtype=np.float32)
-        fresh = {source for source in set(sources) if source not in self._has_edges}
         keep = [i for i, source in enumerate(sources) if source in fresh]
-        self._has_edges.update(fresh)
         self.sources.extend(np.asarray(sources, dtype=np.int32)[keep])
         self.targets.extend(np.asarray(targets, dtype=np.int32)[keep])
         self.weights.extend(weights[keep])

@@ -113,7 +113,9 @@ async def test_unchanged_communities_keep_their_ids_when_another_grows(
     first = await assert_each_item_in_one_cluster(redis, keys, ids)
 
     more = await seed_items(
-        redis, keys, [f"export to csv produces an empty spreadsheet file on {d}" for d in ("chromebook", "ipad")]
+        redis,
+        keys,
+        [f"export to csv produces an empty spreadsheet file on {d}" for d in ("chromebook", "ipad")],
     )
     await cluster(redis, keys, tuned)
     await consolidator.run()
