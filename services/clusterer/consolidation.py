@@ -68,6 +68,7 @@ class PassResult:
 class _Region:
     owners: dict[str, str]  # every member of the touched clusters -> its cluster
     members: dict[str, set[str]]
+    free: set[str]  # the touched items and their neighbours
 
 
 def _entry_ms(entry_id: str) -> int:
@@ -196,33 +197,10 @@ class Consolidator:
         member_sets = await self._store.members(cluster_ids)
         members = dict(zip(cluster_ids, member_sets, strict=True))
         owners = await self._store.owners(sorted(set().union(*member_sets)))
-        return _Region(owners, members)
+        return _Region(owners, members, {graph.ids[row] for row in rows.tolist()})
 
     def _plan_communities(self, graph: GraphReplica, region: _Region) -> list[Move]:
-        """Leiden over the region's induced subgraph, started from the current clusters. Members
-        that are not in the graph (clustered before it existed) stay where they are."""
-        items = [item_id for item_id in region.owners if item_id in graph.row]
-        if not items:
-            return []
-        local = np.full(len(graph.ids), -1, dtype=np.int64)
-        rows = np.asarray([graph.row[item_id] for item_id in items], dtype=np.int64)
-        local[rows] = np.arange(len(items))
-        sources, targets = local[graph.sources.values], local[graph.targets.values]
-        inside = (sources >= 0) & (targets >= 0)
-        owners = [region.owners[item_id] for item_id in items]
-        numbering = {cluster_id: n for n, cluster_id in enumerate(sorted(set(owners)))}
-        degrees = graph.degrees()
-        membership = detect(
-            len(items),
-            np.stack([sources[inside], targets[inside]], axis=1),
-            graph.weights.values[inside],
-            [numbering[owner] for owner in owners],
-            degrees[rows],
-            self._profiles.natural.resolution,
-            float(degrees.sum()),
-        )
-        wanted = reconcile(items, owners, membership)
-        return [(i, o, w) for i, o, w in zip(items, owners, wanted, strict=True) if o != w]
+        return plan_communities(graph, region.owners, region.free, self._profiles.natural.resolution)
 
     async def _plan_merges(self, graph: GraphReplica, region: _Region) -> list[Move]:
         """Average linkage between touched clusters that share a graph edge."""
@@ -323,6 +301,62 @@ class Consolidator:
         text_of = {i: " ".join(part or "" for part in row) for i, row in zip(everyone, rows, strict=True)}
         keywords = cluster_keywords({c: [text_of[i] for i in ids] for c, ids in sampled.items()})
         await self._store.set_keywords({c: keywords.get(c, []) for c in changed})
+
+
+def plan_communities(
+    graph: GraphReplica, owners: dict[str, str], free: set[str], resolution: float
+) -> list[Move]:
+    """Leiden over the region `owners` (item -> current cluster), started from the current
+    clusters. Items in `free` (the touched ones and their neighbours) move one by one; the rest
+    of each cluster moves as ONE node (its members' edges and degrees summed), so an incremental
+    pass stays small however large the clusters are, yet whole clusters can still merge. Members
+    that are not in the graph (clustered before it existed) stay put."""
+    items = [item_id for item_id in owners if item_id in graph.row]
+    if not items:
+        return []
+    current = [owners[item_id] for item_id in items]
+    numbering = {cluster_id: n for n, cluster_id in enumerate(sorted(set(current)))}
+    single = [i for i, item_id in enumerate(items) if item_id in free]
+    node_of = np.full(len(items), -1, dtype=np.int64)
+    node_of[single] = np.arange(len(single))
+    cores = sorted({numbering[current[i]] for i in range(len(items)) if node_of[i] < 0})
+    core_node = {cluster: len(single) + n for n, cluster in enumerate(cores)}
+    for i in np.flatnonzero(node_of < 0).tolist():
+        node_of[i] = core_node[numbering[current[i]]]
+    rows = np.asarray([graph.row[item_id] for item_id in items], dtype=np.int64)
+    local = np.full(len(graph.ids), -1, dtype=np.int64)
+    local[rows] = node_of
+    sources, targets = local[graph.sources.values], local[graph.targets.values]
+    inside = (sources >= 0) & (targets >= 0)
+    node_count = len(single) + len(cores)
+    sizes = np.zeros(node_count)
+    degrees = graph.degrees()
+    np.add.at(sizes, node_of, degrees[rows])
+    initial = np.zeros(node_count, dtype=np.int64)
+    initial[node_of] = [numbering[owner] for owner in current]
+    edges, weights = _summed(sources[inside], targets[inside], graph.weights.values[inside], node_count)
+    membership = detect(
+        node_count,
+        edges,
+        weights,
+        initial.tolist(),
+        sizes,
+        resolution,
+        float(degrees.sum()),
+    )
+    wanted = reconcile(items, current, [membership[node] for node in node_of.tolist()])
+    return [(i, o, w) for i, o, w in zip(items, current, wanted, strict=True) if o != w]
+
+
+def _summed(
+    sources: np.ndarray, targets: np.ndarray, weights: np.ndarray, node_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parallel edges (and a core's inner edges, now self-loops) summed into one: Leiden walks
+    every edge of a node, and a core node would otherwise carry thousands."""
+    low, high = np.minimum(sources, targets), np.maximum(sources, targets)
+    pairs, inverse = np.unique(low * node_count + high, return_inverse=True)
+    summed = np.bincount(inverse, weights, len(pairs))
+    return np.stack([pairs // node_count, pairs % node_count], axis=1), summed
 
 
 def _apply(members: dict[str, set[str]], moves: Sequence[Move]) -> dict[str, set[str]]:

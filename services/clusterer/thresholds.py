@@ -37,14 +37,14 @@ class Thresholds:
 
 
 DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.80, resolution=5.0),
-    "hashing": Thresholds(join=0.60, resolution=5.0),
+    "minilm": Thresholds(join=0.80, resolution=4.0),
+    "hashing": Thresholds(join=0.60, resolution=4.0),
     # Not benchmarked here (no network): Gemini cosines sit higher than MiniLM's.
-    "gemini": Thresholds(join=0.88, resolution=5.0),
+    "gemini": Thresholds(join=0.88, resolution=4.0),
 }
 
 MACHINE_DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.80, merge=0.80),
+    "minilm": Thresholds(join=0.85, merge=0.80),
     "hashing": Thresholds(join=0.70, merge=0.65),
     # Not benchmarked: strict, the safe side (Sentry merges error events automatically only above
     # 0.99 similarity).

@@ -41,7 +41,7 @@ def test_settings_name_the_machine_sources_and_override_the_machine_profile() ->
         )
     )
     assert profiles.machine_sources == {"sentry", "datadog"}
-    assert profiles.machine == Thresholds(join=0.80, merge=0.9)
+    assert profiles.machine == Thresholds(join=0.85, merge=0.9)
     assert profiles.natural == Thresholds(join=0.80, resolution=DEFAULTS["minilm"].resolution)
     assert profiles_for(Settings()).machine_sources == {"sentry"}
 
