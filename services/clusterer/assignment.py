@@ -4,7 +4,9 @@ Pure numpy, no I/O. Each item's neighbours VOTE for their clusters, weighted by 
 neighbour at least the profile's `join` similar votes, and the item joins the cluster with the
 most weight, or seeds a new one when no neighbour is close enough. Neighbours are its nearest
 indexed items and its nearest earlier items of the same batch (the index may not show those yet),
-and only items of its own kind of text (machine or natural language, by source). The same
+and only items of its own kind of text (machine or natural language, by source). Error events
+are grouped exactly first: an item whose error fingerprint (services/clusterer/fingerprints.py)
+already has a cluster joins it without a vote. The same
 neighbours become the item's edges in the neighbour graph, which the consolidation pass uses to
 correct what a vote alone cannot (a vote chains; communities do not).
 """
@@ -88,6 +90,7 @@ def seed_cluster(item_id: str, vector: np.ndarray, source: str, created_at: str)
 class BatchItem:
     id: str
     source: str
+    fingerprint: str | None = None  # error events: same fingerprint, same cluster
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Assignment:
     cluster_of: dict[str, str]
     clusters: dict[str, ClusterState]
     edges: dict[TextKind, BatchEdges]
+    first_with: dict[str, str]  # fingerprint -> the batch's first item with it (a group's anchor)
 
 
 def assign(
@@ -108,10 +112,15 @@ def assign(
     profiles: Profiles,
     peers: int,
     now: str,
+    error_groups: dict[str, str] | None = None,
 ) -> Assignment:
     """`neighbours[i]` are item i's index matches (batch items excluded), each naming its item's
     current cluster; `known` holds the states of those clusters (matches of missing ones are
-    ignored). States in `known` are updated in place."""
+    ignored). An item with a fingerprint joins its group's cluster (`error_groups`: fingerprint ->
+    cluster, or an earlier item of the batch) before any vote. States in `known` are updated in
+    place."""
+    groups = dict(error_groups or {})
+    first_with: dict[str, str] = {}
     batch_peers = vectors @ vectors.T
     cluster_of: dict[str, str] = {}
     changed: dict[str, ClusterState] = {}
@@ -131,7 +140,8 @@ def assign(
             if similarity > 0:
                 edges[kind].add(item.id, neighbour_id, similarity)
         vector = vectors[i].astype(np.float64)
-        best = _vote(voters, profiles.of(kind).join)
+        grouped = groups.get(item.fingerprint) if item.fingerprint else None
+        best = grouped if grouped in known else _vote(voters, profiles.of(kind).join)
         if best is None:
             state = seed_cluster(item.id, vector, item.source, now)
             known[state.id] = state
@@ -140,7 +150,11 @@ def assign(
             state.add(item.id, vector, item.source)
         cluster_of[item.id] = state.id
         changed[state.id] = state
-    return Assignment(cluster_of, changed, {kind: e for kind, e in edges.items() if e.nodes})
+        if item.fingerprint:
+            groups.setdefault(item.fingerprint, state.id)
+            first_with.setdefault(item.fingerprint, item.id)
+    edges_of = {kind: e for kind, e in edges.items() if e.nodes}
+    return Assignment(cluster_of, changed, edges_of, first_with)
 
 
 def _vote(voters: Sequence[tuple[str, float, str]], join: float) -> str | None:

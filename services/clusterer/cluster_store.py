@@ -113,6 +113,10 @@ class ClusterStore:
                 {"id": item_id, "key": self._keys.feedback(item_id), "cluster": cluster_id}
                 for item_id, cluster_id in assignment.cluster_of.items()
             ],
+            "groups": [
+                {"key": self._keys.error_group(fingerprint), "item": item_id}
+                for fingerprint, item_id in sorted(assignment.first_with.items())
+            ],
         }
         await self._write(keys=[*self._collection_keys(), self._keys.unclustered], args=[json.dumps(doc)])
 

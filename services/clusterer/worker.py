@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from services.clusterer.assignment import Assignment, BatchItem, ClusterState, assign
 from services.clusterer.cluster_store import ClusterStore
 from services.clusterer.embedders.base import Embedder
+from services.clusterer.fingerprints import error_fingerprint
 from services.clusterer.lock import RedisLock
 from services.clusterer.neighbour_graph import append_edges
 from services.clusterer.providers import build_embedder, build_summarizer, build_vector_index
@@ -157,10 +158,31 @@ class ClusterWorker:
     async def _assign(self, items: Sequence[FeedbackItem], vectors: np.ndarray, now: str) -> Assignment:
         # The batch's own items may already be indexed (a crash after the upsert): never match them.
         neighbours, states = await self._neighbours(vectors, {item.id for item in items})
-        batch = [BatchItem(item.id, item.source) for item in items]
+        machine = self._options.profiles.machine_sources
+        batch = [
+            BatchItem(
+                item.id,
+                item.source,
+                error_fingerprint(item.source, item.title, item.body, item.metadata, error_sources=machine),
+            )
+            for item in items
+        ]
+        groups = await self._error_groups({b.fingerprint for b in batch if b.fingerprint}, states)
         return assign(
-            batch, vectors, neighbours, states, self._options.profiles, self._options.neighbours, now
+            batch, vectors, neighbours, states, self._options.profiles, self._options.neighbours, now, groups
         )
+
+    async def _error_groups(self, fingerprints: set[str], states: dict[str, ClusterState]) -> dict[str, str]:
+        """Each known fingerprint's cluster: the current cluster of the first item that had it
+        (loaded into `states`). One round trip each for the keys, the owners and the states."""
+        if not fingerprints:
+            return {}
+        ordered = sorted(fingerprints)
+        firsts = await self._redis.mget([self._keys.error_group(f) for f in ordered])
+        owners = await self._store.owners([first for first in firsts if first])
+        groups = {f: owners[first] for f, first in zip(ordered, firsts, strict=True) if first in owners}
+        states.update(await self._store.load(set(groups.values()) - set(states)))
+        return {f: cluster_id for f, cluster_id in groups.items() if cluster_id in states}
 
     async def _refresh_labels(
         self, clusters: Iterable[ClusterState], batch: Sequence[FeedbackItem], cluster_of: dict[str, str]
