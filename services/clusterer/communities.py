@@ -22,6 +22,9 @@ import numpy as np
 from services.clusterer.assignment import CLUSTER_NAMESPACE
 
 SEED = 0
+# Until an iteration improves nothing, but at most this many: on a 1M-item graph Leiden kept
+# improving for 13 iterations (1.3 s each); the next pass goes on from where this one stopped.
+MAX_ITERATIONS = 4
 
 
 def detect(
@@ -45,7 +48,9 @@ def detect(
     )
     optimiser = la.Optimiser()
     optimiser.set_rng_seed(SEED)
-    optimiser.optimise_partition(partition, n_iterations=-1)
+    for _ in range(MAX_ITERATIONS):
+        if optimiser.optimise_partition(partition, n_iterations=1) == 0:
+            break
     return list(partition.membership)
 
 
