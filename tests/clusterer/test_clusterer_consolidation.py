@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from redis.asyncio import Redis
@@ -200,3 +203,19 @@ async def test_recluster_all_forgets_the_graph_and_the_pass_cursor(
     await Reclusterer(redis, keys, RedisLock(redis, keys.cluster_lock, 30_000)).recluster_all()
     assert not await redis.exists(keys.neighbour_graph("hashing-1024", TextKind.NATURAL))
     assert not await redis.exists(keys.graph_consolidated("hashing-1024", TextKind.NATURAL))
+
+
+async def test_consolidate_command_runs_one_pass_and_says_what_it_did(
+    redis: Redis, keys: Keys, settings: Settings, redis_url: str
+) -> None:
+    ids = await seed_items(redis, keys, topic_titles())
+    await cluster(redis, keys, passes(settings, cluster_similarity_threshold=0.99))
+    env = {**os.environ, "REDIS_URL": redis_url, "EMBEDDER": "hashing", "CLUSTER_RESOLUTION": "1"}
+    command = [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "consolidate", "--full"]
+    result = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"kind": "natural"' in result.stdout and '"moved": 12' in result.stdout
+    members = await assert_each_item_in_one_cluster(redis, keys, ids)
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]
