@@ -17,6 +17,7 @@ chose counts twice, which is how a mutual neighbour should weigh.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -91,7 +92,8 @@ class GraphReplica:
         self.weights = _Growing(np.float32)
         self._has_edges: set[int] = set()
         self.refreshed: set[int] = set()
-        self._entries: list[tuple[bytes, int]] = []  # (entry id, nodes known before it)
+        self._entry_keys: list[tuple[int, int]] = []  # every entry's id, in log order
+        self._first_rows: list[int] = []  # the number of nodes known before each entry
         self.last_entry = START.encode()
         self._sync_lock = asyncio.Lock()
 
@@ -101,7 +103,8 @@ class GraphReplica:
             while True:
                 entries = await self._redis.xrange(self.key, min=b"(" + self.last_entry, count=PAGE)
                 for entry_id, fields in entries:
-                    self._entries.append((entry_id, len(self.ids)))
+                    self._entry_keys.append(_entry_key(entry_id))
+                    self._first_rows.append(len(self.ids))
                     self._apply(fields)
                     self.last_entry = entry_id
                 if len(entries) < PAGE:
@@ -109,11 +112,9 @@ class GraphReplica:
 
     def nodes_after(self, entry_id: str) -> range:
         """Rows of the nodes first listed after `entry_id` (nodes are numbered in log order)."""
-        after = _entry_key(entry_id.encode())
-        for known_id, first_row in self._entries:
-            if _entry_key(known_id) > after:
-                return range(first_row, len(self.ids))
-        return range(len(self.ids), len(self.ids))
+        position = bisect.bisect_right(self._entry_keys, _entry_key(entry_id.encode()))
+        first_row = self._first_rows[position] if position < len(self._first_rows) else len(self.ids)
+        return range(first_row, len(self.ids))
 
     def degrees(self) -> np.ndarray:
         """Weighted degree of every node (each edge counts at both ends)."""
