@@ -12,7 +12,6 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.clusterer.assignment import Assignment, ClusterState
-from services.clusterer.merging import MergeGroup
 from services.clusterer.summarizers.base import ClusterLabel
 from shared.clusters import NEW_STATUS, ClusterField
 from shared.keys import SCHEMA_VERSION, Keys, NewItemField
@@ -62,7 +61,6 @@ class ClusterStore:
         self._keys = keys
         self._lock_key = lock_key
         self._write = redis.register_script(cluster_script("write_assignment.lua"))
-        self._merge = redis.register_script(cluster_script("merge_clusters.lua"))
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
         self._set_keywords = redis.register_script((_SCRIPTS / "set_keywords.lua").read_text())
         self._unassign = redis.register_script(cluster_script("unassign_items.lua"))
@@ -138,27 +136,6 @@ class ClusterStore:
             },
             "created_score": _epoch(state.created_at or now),
         }
-
-    async def merge(self, token: str, groups: Sequence[MergeGroup], now: str) -> list[list[str]]:
-        """Returns, per group, the ids of the items that moved into its target."""
-        doc = {
-            "token": token,
-            "feedback_prefix": self._keys.feedback(""),
-            "groups": [
-                {
-                    "target": self._ref(group.target),
-                    "absorbed": [self._ref(cluster_id) for cluster_id in group.absorbed],
-                    "fields": {
-                        **_state_fields(group.state, now),
-                        ClusterField.CREATED_AT: group.state.created_at,
-                    },
-                    "created_score": _epoch(group.state.created_at),
-                }
-                for group in groups
-            ],
-        }
-        moved: list[list[str]] = await self._merge(keys=self._collection_keys(), args=[json.dumps(doc)])
-        return moved
 
     async def unassign(
         self,
