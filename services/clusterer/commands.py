@@ -10,6 +10,11 @@ import asyncio
 import contextlib
 import logging
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.clusterer.consolidation import Consolidator
+    from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_clusterer(args: argparse.Namespace) -> int:
+    from services.clusterer.consolidation import build_consolidator
+    from services.clusterer.providers import build_embedder, build_vector_index
     from services.clusterer.worker import build_clusterer_consumer
     from shared.keys import Keys
     from shared.redis_connection import connect
@@ -45,12 +52,15 @@ def run_clusterer(args: argparse.Namespace) -> int:
     settings = get_settings()
     redis = connect(settings)
     keys = Keys(settings.key_prefix)
-    consumer = build_clusterer_consumer(settings, redis, keys)
+    embedder = build_embedder(settings)
+    index = build_vector_index(settings, redis, keys, embedder)
+    consumer = build_clusterer_consumer(settings, redis, keys, embedder, index)
+    consolidator = build_consolidator(settings, redis, keys, embedder, index)
 
     async def serve() -> None:
         background = [
             asyncio.create_task(_sweep_periodically(settings.sweep_interval_seconds)),
-            asyncio.create_task(_consolidate_when_due()),
+            asyncio.create_task(_consolidate_when_due(settings, consolidator)),
         ]
         try:
             await serve_worker(settings, redis, consumer)
@@ -89,37 +99,26 @@ async def _sweep_periodically(interval_seconds: float) -> None:
         await redis.aclose()
 
 
-async def _consolidate_when_due() -> None:
+async def _consolidate_when_due(settings: Settings, consolidator: Consolidator) -> None:
     """Debounced passes: checked every second, run once new items have been quiet for the debounce
     or have waited the maximum; a full pass every CLUSTER_FULL_PASS_INTERVAL_SECONDS when set. Any
     replica may run one; they serialise on the assignment lock at commit. A failed pass is logged
     and retried at the next check."""
-    from services.clusterer.consolidation import build_consolidator
-    from shared.keys import Keys
-    from shared.redis_connection import connect
-    from shared.settings import get_settings
-
-    settings = get_settings()
-    redis = connect(settings)
-    consolidator = build_consolidator(settings, redis, Keys(settings.key_prefix))
     loop = asyncio.get_running_loop()
     full_interval = settings.cluster_full_pass_interval_seconds
     next_full = loop.time() + full_interval
-    try:
-        while True:
-            await asyncio.sleep(random.uniform(0.5, 1.5))
-            try:
-                if full_interval > 0 and loop.time() >= next_full:
-                    next_full = loop.time() + full_interval
-                    await consolidator.run(full=True)
-                elif await consolidator.due(
-                    settings.cluster_pass_debounce_seconds, settings.cluster_pass_max_wait_seconds
-                ):
-                    await consolidator.run()
-            except Exception:
-                log.exception("consolidation pass failed")
-    finally:
-        await redis.aclose()
+    while True:
+        await asyncio.sleep(random.uniform(0.5, 1.5))
+        try:
+            if full_interval > 0 and loop.time() >= next_full:
+                next_full = loop.time() + full_interval
+                await consolidator.run(full=True)
+            elif await consolidator.due(
+                settings.cluster_pass_debounce_seconds, settings.cluster_pass_max_wait_seconds
+            ):
+                await consolidator.run()
+        except Exception:
+            log.exception("consolidation pass failed")
 
 
 def run_consolidate(args: argparse.Namespace) -> int:

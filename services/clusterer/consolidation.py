@@ -117,13 +117,14 @@ class Consolidator:
         now_ms = seconds * 1000 + microseconds // 1000
         for kind in TextKind:
             cursor = await self._redis.get(self._cursor_keys[kind]) or START
-            newest = await self._redis.xrevrange(self._graph_keys[kind], count=1)
-            if not newest or not _after(newest[0][0], cursor):
+            # The binary client: entries hold raw float32 weights, which do not decode as text.
+            newest = await self._binary.xrevrange(self._graph_keys[kind], count=1)
+            if not newest or not _after(newest[0][0].decode(), cursor):
                 continue
-            oldest = await self._redis.xrange(self._graph_keys[kind], min="(" + cursor, count=1)
-            if now_ms - _entry_ms(newest[0][0]) >= debounce_seconds * 1000:
+            oldest = await self._binary.xrange(self._graph_keys[kind], min="(" + cursor, count=1)
+            if now_ms - _entry_ms(newest[0][0].decode()) >= debounce_seconds * 1000:
                 return True
-            if oldest and now_ms - _entry_ms(oldest[0][0]) >= max_wait_seconds * 1000:
+            if oldest and now_ms - _entry_ms(oldest[0][0].decode()) >= max_wait_seconds * 1000:
                 return True
         return False
 
@@ -393,14 +394,19 @@ def _state(
 
 
 def build_consolidator(
-    settings: Settings, redis: Redis, keys: Keys, embedder: Embedder | None = None
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
 ) -> Consolidator:
-    """The pass over the graph of the embedder the settings name; tests pass their own embedder."""
+    """The pass over the graph of the embedder the settings name; a clusterer process passes its
+    worker's embedder and index (one model and one vector replica per process)."""
     embedder = embedder or build_embedder(settings)
     return Consolidator(
         redis,
         keys,
-        build_vector_index(settings, redis, keys, embedder),
+        index or build_vector_index(settings, redis, keys, embedder),
         embedder.name,
         RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms),
         profiles_for(settings),

@@ -229,15 +229,20 @@ def trace_items(messages: Sequence[StreamMessage], failures: Failures) -> None:
 
 
 def build_cluster_worker(
-    settings: Settings, redis: Redis, keys: Keys, embedder: Embedder | None = None
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
 ) -> ClusterWorker:
-    """The worker with the providers the settings name; tests pass their own embedder."""
+    """The worker with the providers the settings name; tests pass their own embedder, and a
+    clusterer process shares its embedder and index with its consolidation passes."""
     embedder = embedder or build_embedder(settings)
     return ClusterWorker(
         redis,
         keys,
         embedder,
-        build_vector_index(settings, redis, keys, embedder),
+        index or build_vector_index(settings, redis, keys, embedder),
         build_summarizer(settings),
         RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms),
         ClusteringOptions(
@@ -248,7 +253,11 @@ def build_cluster_worker(
 
 
 def build_clusterer_consumer(
-    settings: Settings, redis: Redis, keys: Keys, embedder: Embedder | None = None
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
 ) -> StreamConsumer:
     config = consumer_config(
         settings,
@@ -257,4 +266,4 @@ def build_clusterer_consumer(
         group=CLUSTERER_GROUP,
         batch_size=settings.clusterer_batch_size,
     )
-    return StreamConsumer(redis, config, build_cluster_worker(settings, redis, keys, embedder))
+    return StreamConsumer(redis, config, build_cluster_worker(settings, redis, keys, embedder, index))
