@@ -1,21 +1,31 @@
-"""Feeding labelled texts through the real clusterer on a throwaway Redis (shared by the benches)."""
+"""Feeding labelled texts through the real clusterer on a throwaway Redis (shared by the benches).
+
+Self-contained on purpose (benches do not import the test support package): a redis-server on a
+free port, items written the way the ingest worker leaves them, then the clusterer's batch handler
+and the consolidation pass exactly as a clusterer process runs them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from redis.asyncio import Redis
 
+from services.clusterer.consolidation import build_consolidator
 from services.clusterer.worker import build_cluster_worker
-from services.dev.local_redis import RedisServer
-from services.dev.stand_ins.feedback_seed import seed_items
 from shared.consumer import StreamMessage
-from shared.keys import Keys
+from shared.keys import SCHEMA_VERSION, Keys, NewItemField
+from shared.models import FeedbackItem, item_id_for
 from shared.settings import Settings
 
 BATCH = 64
@@ -36,12 +46,62 @@ class PrecomputedEmbedder:
 
 @contextmanager
 def throwaway_redis() -> Iterator[str]:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
+        command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         try:
-            yield server.url
+            time.sleep(0.3)
+            yield f"redis://127.0.0.1:{port}/0"
         finally:
-            server.stop()
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def seed(redis: Redis, keys: Keys, texts: Sequence[str], source: str) -> list[str]:
+    """Items as the ingest worker leaves them: hash, unclustered, new-item event."""
+    ids: list[str] = []
+    async with redis.pipeline(transaction=False) as pipe:
+        for text in texts:
+            item_id = item_id_for(source, f"bench-{len(ids)}", "")
+            item = FeedbackItem(id=item_id, source=source, title=text, created_at=datetime.now(UTC))
+            pipe.hset(keys.feedback(item_id), mapping=item.to_hash())  # type: ignore[arg-type]
+            pipe.sadd(keys.unclustered, item_id)
+            event = {
+                NewItemField.VERSION: SCHEMA_VERSION,
+                NewItemField.ID: item_id,
+                NewItemField.SOURCE: source,
+                NewItemField.CREATED_AT: item.created_at.isoformat(),
+            }
+            pipe.xadd(keys.new_item_stream, event)  # type: ignore[arg-type]
+            ids.append(item_id)
+        await pipe.execute()
+    return ids
+
+
+@dataclass
+class Stages:
+    """Each text's cluster id at three moments, and how long things took."""
+
+    at_drain: list[str] = field(default_factory=list)
+    after_pass: list[str] = field(default_factory=list)  # the debounced pass after the drain
+    after_full: list[str] = field(default_factory=list)
+    drain_seconds: float = 0.0
+    pass_seconds: float = 0.0  # the pass after the drain (add the debounce for time-to-settle)
+    passes_during_drain: int = 0
+
+
+async def _clusters(redis: Redis, keys: Keys, ids: Sequence[str]) -> list[str]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for item_id in ids:
+            pipe.hget(keys.feedback(item_id), "cluster_id")
+        found: list[str] = await pipe.execute()
+    return found
 
 
 async def cluster_texts(
@@ -50,24 +110,37 @@ async def cluster_texts(
     embedder: object,
     settings_update: dict[str, object],
     source: str = "manual",
-) -> tuple[list[str], float]:
-    """Each text's cluster id after the clusterer handled every event in arrival order, and the
-    seconds the handler took (seeding not included). Every item gets `source`, which decides its
-    thresholds profile (machine text or natural language)."""
-    settings = Settings(redis_url=redis_url, cluster_merge_interval_seconds=0, **settings_update)  # type: ignore[arg-type]
+    passes: bool = True,
+) -> Stages:
+    """Every text through the clusterer in arrival order. With `passes`, the consolidation pass
+    runs as the clusterer's background task would: during the drain whenever unconsolidated items
+    have waited CLUSTER_PASS_MAX_WAIT_SECONDS (the stream never goes quiet), once after the drain
+    (the debounced pass), then a full pass for reference."""
+    settings = Settings(redis_url=redis_url, **settings_update)  # type: ignore[arg-type]
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys()
     await redis.flushdb()
-    ids = await seed_items(redis, keys, [text.strip() or "-" for text in texts], source=source)
+    ids = await seed(redis, keys, [text.strip() or "-" for text in texts], source)
     worker = build_cluster_worker(settings, redis, keys, embedder=embedder)  # type: ignore[arg-type]
+    consolidator = build_consolidator(settings, redis, keys, embedder=embedder)  # type: ignore[arg-type]
     entries = await redis.xrange(keys.new_item_stream)
-    started = time.perf_counter()
+    stages = Stages()
+    started = last_pass = time.perf_counter()
     for start in range(0, len(entries), BATCH):
         await worker([StreamMessage(entry_id, fields) for entry_id, fields in entries[start : start + BATCH]])
-    elapsed = time.perf_counter() - started
-    async with redis.pipeline(transaction=False) as pipe:
-        for item_id in ids:
-            pipe.hget(keys.feedback(item_id), "cluster_id")
-        clusters: list[str] = await pipe.execute()
+        if passes and time.perf_counter() - last_pass >= settings.cluster_pass_max_wait_seconds:
+            await consolidator.run()
+            last_pass = time.perf_counter()
+            stages.passes_during_drain += 1
+    stages.drain_seconds = time.perf_counter() - started
+    stages.at_drain = await _clusters(redis, keys, ids)
+    if passes:
+        await asyncio.sleep(0)
+        begun = time.perf_counter()
+        await consolidator.run()
+        stages.pass_seconds = time.perf_counter() - begun
+        stages.after_pass = await _clusters(redis, keys, ids)
+        await consolidator.run(full=True)
+        stages.after_full = await _clusters(redis, keys, ids)
     await redis.aclose()
-    return clusters, elapsed
+    return stages

@@ -38,8 +38,8 @@ async def throughput(url: str, family: str, count: int) -> None:
     for start in range(0, len(texts), BATCH):
         embedder.embed(texts[start : start + BATCH])
     raw = len(texts) / (time.perf_counter() - started)
-    _, seconds = await cluster_texts(url, texts, embedder, {"embedder": family})
-    clustered = len(texts) / seconds
+    stages = await cluster_texts(url, texts, embedder, {"embedder": family}, passes=False)
+    clustered = len(texts) / stages.drain_seconds
     print(f"embedder {embedder.name}: {raw:,.0f} items/s alone")
     print(f"clusterer end to end:    {clustered:,.0f} items/s = {clustered / raw:.0%} of the embedder")
 

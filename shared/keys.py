@@ -186,6 +186,18 @@ class Keys:
     def vectors(self, index_name: str) -> str:
         return self._k(f"vectors:{index_name}")
 
+    def neighbour_graph(self, index_name: str, kind: str) -> str:
+        """Append-only log of neighbour edges, one per embedder (index) and text kind."""
+        return self._k(f"graph:{index_name}:{kind}")
+
+    def error_group(self, fingerprint: str) -> str:
+        """The first item seen with an error fingerprint: its cluster is the group's cluster."""
+        return self._k(f"fingerprint:{fingerprint}")
+
+    def graph_consolidated(self, index_name: str, kind: str) -> str:
+        """The last graph log entry a consolidation pass has taken into account."""
+        return self._k(f"graph:consolidated:{index_name}:{kind}")
+
     # configuration
     @property
     def reddit_subreddits(self) -> str:

@@ -71,13 +71,18 @@ class Settings(BaseSettings):
     embedder: Literal["minilm", "hashing", "gemini"] = "minilm"
     vector_index: Literal["redis", "upstash"] = "redis"
     summarizer: Literal["extractive", "gemini"] = "extractive"
-    cluster_similarity_threshold: float | None = None
-    cluster_merge_threshold: float | None = None  # None: the embedder's default (0 or below: no merging)
-    # Sources whose text is machine-generated (errors, logs): they cluster apart, with their own thresholds.
+    # Clustering (docs/clustering.md): None takes the embedder's measured default.
+    cluster_similarity_threshold: float | None = None  # online: cosine a neighbour needs to vote
+    cluster_resolution: float | None = None  # Leiden resolution of the natural-language pass
+    # Sources whose text is machine-generated (errors, logs): they cluster apart, with their own settings.
     cluster_machine_sources: CommaList = ["sentry"]
     cluster_machine_similarity_threshold: float | None = None
-    cluster_machine_merge_threshold: float | None = None  # None: the embedder's machine default
-    cluster_merge_interval_seconds: float = 30.0
+    cluster_machine_merge_threshold: float | None = None  # average linkage of the machine pass
+    # Consolidation passes: after this many quiet seconds since the last new item, or at the latest
+    # this long after the first unconsolidated one; a full pass every interval (0: only on demand).
+    cluster_pass_debounce_seconds: float = 3.0
+    cluster_pass_max_wait_seconds: float = 20.0
+    cluster_full_pass_interval_seconds: float = 0.0
     cluster_lock_ttl_ms: int = 30_000
     cluster_neighbours: int = 10
     sweep_interval_seconds: float = 600.0

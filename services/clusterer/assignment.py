@@ -1,11 +1,14 @@
-"""Online cluster assignment: which cluster each item of a batch joins (pure numpy, no I/O).
+"""Online cluster assignment between consolidation passes: which cluster each new item joins.
 
-An item joins the candidate cluster whose CENTROID is most similar, when that raw cosine reaches
-the threshold; else it seeds a new cluster. Candidates are the clusters of its nearest indexed items
-and of its nearest earlier items in the same batch (the index may not show those yet). Testing the
-centroid rather than one member stops chaining: A near B near C no longer puts A and C together.
-An item only considers clusters of its own kind of text (machine or natural language, by source)
-and joins with that kind's threshold.
+Pure numpy, no I/O. Each item's neighbours VOTE for their clusters, weighted by cosine: only a
+neighbour at least the profile's `join` similar votes, and the item joins the cluster with the
+most weight, or seeds a new one when no neighbour is close enough. Neighbours are its nearest
+indexed items and its nearest earlier items of the same batch (the index may not show those yet),
+and only items of its own kind of text (machine or natural language, by source). Error events
+are grouped exactly first: an item whose error fingerprint (services/clusterer/fingerprints.py)
+already has a cluster joins it without a vote. The same
+neighbours become the item's edges in the neighbour graph, which the consolidation pass uses to
+correct what a vote alone cannot (a vote chains; communities do not).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.clusterer.thresholds import Profiles
+from services.clusterer.neighbour_graph import BatchEdges
+from services.clusterer.thresholds import Profiles, TextKind
 from services.clusterer.vector_index.base import Match
 
 # Fixed namespace: a retried batch re-creates the same cluster id from the same seed item.
@@ -86,14 +90,18 @@ def seed_cluster(item_id: str, vector: np.ndarray, source: str, created_at: str)
 class BatchItem:
     id: str
     source: str
+    fingerprint: str | None = None  # error events: same fingerprint, same cluster
 
 
 @dataclass
 class Assignment:
-    """Each item's cluster, and every cluster this batch created or changed."""
+    """Each item's cluster, every cluster this batch created or changed, and the batch's graph
+    edges per kind of text."""
 
     cluster_of: dict[str, str]
     clusters: dict[str, ClusterState]
+    edges: dict[TextKind, BatchEdges]
+    first_with: dict[str, str]  # fingerprint -> the batch's first item with it (a group's anchor)
 
 
 def assign(
@@ -104,36 +112,58 @@ def assign(
     profiles: Profiles,
     peers: int,
     now: str,
+    error_groups: dict[str, str] | None = None,
 ) -> Assignment:
-    """`neighbours[i]` are item i's index matches (batch items excluded); `known` holds the states of
-    the clusters they name (missing ones are ignored). States in `known` are updated in place."""
+    """`neighbours[i]` are item i's index matches (batch items excluded), each naming its item's
+    current cluster; `known` holds the states of those clusters (matches of missing ones are
+    ignored). An item with a fingerprint joins its group's cluster (`error_groups`: fingerprint ->
+    cluster, or an earlier item of the batch) before any vote. States in `known` are updated in
+    place."""
+    groups = dict(error_groups or {})
+    first_with: dict[str, str] = {}
     batch_peers = vectors @ vectors.T
     cluster_of: dict[str, str] = {}
     changed: dict[str, ClusterState] = {}
+    edges = {kind: BatchEdges() for kind in TextKind}
+    kinds = [profiles.kind_of([item.source]) for item in items]
     for i, item in enumerate(items):
-        candidates = {m.cluster_id for m in neighbours[i] if m.cluster_id in known}
-        if i:
-            nearest_earlier = np.argsort(-batch_peers[i, :i], kind="stable")[:peers]
-            candidates.update(cluster_of[items[j].id] for j in nearest_earlier)
-        kind = profiles.kind_of([item.source])
-        same_kind = [known[c] for c in sorted(candidates) if profiles.kind_of(known[c].source_counts) is kind]
+        kind = kinds[i]
+        voters = [
+            (m.id, m.score, m.cluster_id)
+            for m in neighbours[i]
+            if m.cluster_id in known and profiles.kind_of(known[m.cluster_id].source_counts) is kind
+        ]
+        earlier = [j for j in np.argsort(-batch_peers[i, :i], kind="stable") if kinds[j] is kind]
+        voters += [(items[j].id, float(batch_peers[i, j]), cluster_of[items[j].id]) for j in earlier[:peers]]
+        edges[kind].nodes.append(item.id)
+        for neighbour_id, similarity, _ in voters:
+            if similarity > 0:
+                edges[kind].add(item.id, neighbour_id, similarity)
         vector = vectors[i].astype(np.float64)
-        best = _best_cluster(vector, same_kind, profiles.of(kind).join)
+        grouped = groups.get(item.fingerprint) if item.fingerprint else None
+        best = grouped if grouped in known else _vote(voters, profiles.of(kind).join)
         if best is None:
-            best = seed_cluster(item.id, vector, item.source, now)
-            known[best.id] = best
+            state = seed_cluster(item.id, vector, item.source, now)
+            known[state.id] = state
         else:
-            best.add(item.id, vector, item.source)
-        cluster_of[item.id] = best.id
-        changed[best.id] = best
-    return Assignment(cluster_of, changed)
+            state = known[best]
+            state.add(item.id, vector, item.source)
+        cluster_of[item.id] = state.id
+        changed[state.id] = state
+        if item.fingerprint:
+            groups.setdefault(item.fingerprint, state.id)
+            first_with.setdefault(item.fingerprint, item.id)
+    edges_of = {kind: e for kind, e in edges.items() if e.nodes}
+    return Assignment(cluster_of, changed, edges_of, first_with)
 
 
-def _best_cluster(
-    vector: np.ndarray, candidates: list[ClusterState], threshold: float
-) -> ClusterState | None:
-    if not candidates:
+def _vote(voters: Sequence[tuple[str, float, str]], join: float) -> str | None:
+    """The cluster with the most similarity among neighbours at least `join` similar (ties: the
+    smaller id, so a retried batch decides the same), or None when no neighbour is that close."""
+    votes: dict[str, float] = {}
+    for _, similarity, cluster_id in voters:
+        if similarity >= join:
+            votes[cluster_id] = votes.get(cluster_id, 0.0) + similarity
+    if not votes:
         return None
-    scores = [float(state.similarity(vector[None, :])[0]) for state in candidates]
-    best = int(np.argmax(scores))
-    return candidates[best] if scores[best] >= threshold else None
+    return min(votes, key=lambda cluster_id: (-votes[cluster_id], cluster_id))

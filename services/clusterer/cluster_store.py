@@ -12,9 +12,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.clusterer.assignment import Assignment, ClusterState
-from services.clusterer.merging import MergeGroup
 from services.clusterer.summarizers.base import ClusterLabel
-from services.clusterer.vector_index.base import Match
 from shared.clusters import NEW_STATUS, ClusterField
 from shared.keys import SCHEMA_VERSION, Keys, NewItemField
 
@@ -63,9 +61,10 @@ class ClusterStore:
         self._keys = keys
         self._lock_key = lock_key
         self._write = redis.register_script(cluster_script("write_assignment.lua"))
-        self._merge = redis.register_script(cluster_script("merge_clusters.lua"))
         self._set_label = redis.register_script((_SCRIPTS / "set_label.lua").read_text())
+        self._set_keywords = redis.register_script((_SCRIPTS / "set_keywords.lua").read_text())
         self._unassign = redis.register_script(cluster_script("unassign_items.lua"))
+        self._commit_pass = redis.register_script(cluster_script("commit_pass.lua"))
 
     async def load(self, cluster_ids: Iterable[str]) -> dict[str, ClusterState]:
         """States of the clusters that still exist, in one round trip."""
@@ -89,22 +88,8 @@ class ClusterStore:
             )
         return states
 
-    async def resolve(self, neighbours: Sequence[list[Match]], states: dict[str, ClusterState]) -> None:
-        """Re-point matches whose cluster is gone (merged, or a crash between the index and Redis
-        writes) at the cluster their item's hash names, which is authoritative; drop the rest."""
-        stale = sorted({m.id for matches in neighbours for m in matches if m.cluster_id not in states})
-        if not stale:
-            return
-        owners = await self._owners(stale)
-        states.update(await self.load(set(owners.values()) - set(states)))
-        for matches in neighbours:
-            matches[:] = [
-                m if m.cluster_id in states else Match(m.id, m.score, owners[m.id])
-                for m in matches
-                if m.cluster_id in states or owners.get(m.id) in states
-            ]
-
-    async def _owners(self, item_ids: Sequence[str]) -> dict[str, str]:
+    async def owners(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """Each clustered item's cluster, from its hash (the authority), in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for item_id in item_ids:
                 pipe.hget(self._keys.feedback(item_id), "cluster_id")
@@ -125,6 +110,10 @@ class ClusterStore:
             "items": [
                 {"id": item_id, "key": self._keys.feedback(item_id), "cluster": cluster_id}
                 for item_id, cluster_id in assignment.cluster_of.items()
+            ],
+            "groups": [
+                {"key": self._keys.error_group(fingerprint), "item": item_id}
+                for fingerprint, item_id in sorted(assignment.first_with.items())
             ],
         }
         await self._write(keys=[*self._collection_keys(), self._keys.unclustered], args=[json.dumps(doc)])
@@ -147,27 +136,6 @@ class ClusterStore:
             },
             "created_score": _epoch(state.created_at or now),
         }
-
-    async def merge(self, token: str, groups: Sequence[MergeGroup], now: str) -> list[list[str]]:
-        """Returns, per group, the ids of the items that moved into its target."""
-        doc = {
-            "token": token,
-            "feedback_prefix": self._keys.feedback(""),
-            "groups": [
-                {
-                    "target": self._ref(group.target),
-                    "absorbed": [self._ref(cluster_id) for cluster_id in group.absorbed],
-                    "fields": {
-                        **_state_fields(group.state, now),
-                        ClusterField.CREATED_AT: group.state.created_at,
-                    },
-                    "created_score": _epoch(group.state.created_at),
-                }
-                for group in groups
-            ],
-        }
-        moved: list[list[str]] = await self._merge(keys=self._collection_keys(), args=[json.dumps(doc)])
-        return moved
 
     async def unassign(
         self,
@@ -203,8 +171,70 @@ class ClusterStore:
         requeued, deleted = await self._unassign(keys=keys, args=[json.dumps(doc)])
         return int(requeued), int(deleted)
 
+    async def members(self, cluster_ids: Sequence[str]) -> list[set[str]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id in cluster_ids:
+                pipe.smembers(self._keys.cluster_items(cluster_id))
+            found: list[set[str]] = await pipe.execute()
+        return found
+
+    async def commit_pass(
+        self,
+        token: str,
+        cursor: tuple[str, str],
+        moves: Sequence[tuple[str, str, str]],
+        states: Sequence[ClusterState],
+        gone: Sequence[str],
+        titles: dict[str, str],
+        now: str,
+    ) -> tuple[int, int]:
+        """Move `(item, from, to)`, rewrite `states`, delete the `gone` clusters left empty and set
+        the pass cursor `(key, entry id)`, in one fenced script; a new cluster is titled after its
+        central item until the summarizer labels it. Returns (moved, deleted)."""
+        doc = {
+            "token": token,
+            "cursor": cursor[1],
+            "feedback_prefix": self._keys.feedback(""),
+            "moves": [
+                {
+                    "id": item_id,
+                    "from_items": self._keys.cluster_items(source),
+                    "to": target,
+                    "to_items": self._keys.cluster_items(target),
+                }
+                for item_id, source, target in moves
+            ],
+            "clusters": [
+                {
+                    **self._ref(state.id),
+                    "fields": _state_fields(state, now),
+                    "initial": {
+                        ClusterField.ID: state.id,
+                        ClusterField.TITLE: titles.get(state.central_item, ""),
+                        ClusterField.SUMMARY: "",
+                        ClusterField.STATUS: NEW_STATUS,
+                        ClusterField.CREATED_AT: state.created_at or now,
+                    },
+                    "created_score": _epoch(state.created_at or now),
+                }
+                for state in states
+            ],
+            "gone": [self._ref(cluster_id) for cluster_id in gone],
+        }
+        keys = [*self._collection_keys(), cursor[0]]
+        moved, deleted = await self._commit_pass(keys=keys, args=[json.dumps(doc)])
+        return int(moved), int(deleted)
+
     async def set_label(self, cluster_id: str, label: ClusterLabel) -> None:
         await self._set_label(keys=[self._keys.cluster(cluster_id)], args=[label.title, label.summary])
+
+    async def set_keywords(self, keywords: dict[str, list[str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id, words in keywords.items():
+                await self._set_keywords(
+                    keys=[self._keys.cluster(cluster_id)], args=[json.dumps(words)], client=pipe
+                )
+            await pipe.execute()
 
     def _ref(self, cluster_id: str) -> dict[str, str]:
         return {

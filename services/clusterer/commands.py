@@ -1,6 +1,7 @@
-"""`soulcaster clusterer` (one consumer of the `clusterer` group, sweeping now and then) and
-`soulcaster sweep` (one sweep, for operators and cron jobs) and `soulcaster recluster` (hand items
-back to the clusterer after a model or threshold change)."""
+"""`soulcaster clusterer` (one consumer of the `clusterer` group, sweeping and consolidating now
+and then), `soulcaster sweep` (one sweep, for operators and cron jobs), `soulcaster consolidate`
+(one consolidation pass, incremental or `--full`) and `soulcaster recluster` (hand items back to
+the clusterer after a model or threshold change)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import asyncio
 import contextlib
 import logging
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.clusterer.consolidation import Consolidator
+    from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +24,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     clusterer.set_defaults(handler=run_clusterer)
     sweep = commands.add_parser("sweep", help="re-enqueue unclustered items that have no pending event")
     sweep.set_defaults(handler=run_sweep)
+    consolidate = commands.add_parser(
+        "consolidate", help="one consolidation pass over the neighbour graph (what changed since the last)"
+    )
+    consolidate.add_argument(
+        "--full", action="store_true", help="re-detect every cluster, not only the changed"
+    )
+    consolidate.set_defaults(handler=run_consolidate)
     recluster = commands.add_parser(
         "recluster", help="re-enqueue items for clustering (new model or thresholds)"
     )
@@ -28,6 +41,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_clusterer(args: argparse.Namespace) -> int:
+    from services.clusterer.consolidation import build_consolidator
+    from services.clusterer.providers import build_embedder, build_vector_index
     from services.clusterer.worker import build_clusterer_consumer
     from shared.keys import Keys
     from shared.redis_connection import connect
@@ -37,16 +52,23 @@ def run_clusterer(args: argparse.Namespace) -> int:
     settings = get_settings()
     redis = connect(settings)
     keys = Keys(settings.key_prefix)
-    consumer = build_clusterer_consumer(settings, redis, keys)
+    embedder = build_embedder(settings)
+    index = build_vector_index(settings, redis, keys, embedder)
+    consumer = build_clusterer_consumer(settings, redis, keys, embedder, index)
+    consolidator = build_consolidator(settings, redis, keys, embedder, index)
 
     async def serve() -> None:
-        sweeping = asyncio.create_task(_sweep_periodically(settings.sweep_interval_seconds))
+        background = [
+            asyncio.create_task(_sweep_periodically(settings.sweep_interval_seconds)),
+            asyncio.create_task(_consolidate_when_due(settings, consolidator)),
+        ]
         try:
             await serve_worker(settings, redis, consumer)
         finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     asyncio.run(serve())
     return 0
@@ -75,6 +97,47 @@ async def _sweep_periodically(interval_seconds: float) -> None:
                 log.info("swept", extra={"requeued": result.requeued, "dropped": result.dropped})
     finally:
         await redis.aclose()
+
+
+async def _consolidate_when_due(settings: Settings, consolidator: Consolidator) -> None:
+    """Debounced passes: checked every second, run once new items have been quiet for the debounce
+    or have waited the maximum; a full pass every CLUSTER_FULL_PASS_INTERVAL_SECONDS when set. Any
+    replica may run one; they serialise on the assignment lock at commit. A failed pass is logged
+    and retried at the next check."""
+    loop = asyncio.get_running_loop()
+    full_interval = settings.cluster_full_pass_interval_seconds
+    next_full = loop.time() + full_interval
+    while True:
+        await asyncio.sleep(random.uniform(0.5, 1.5))
+        try:
+            if full_interval > 0 and loop.time() >= next_full:
+                next_full = loop.time() + full_interval
+                await consolidator.run(full=True)
+            elif await consolidator.due(
+                settings.cluster_pass_debounce_seconds, settings.cluster_pass_max_wait_seconds
+            ):
+                await consolidator.run()
+        except Exception:
+            log.exception("consolidation pass failed")
+
+
+def run_consolidate(args: argparse.Namespace) -> int:
+    from services.clusterer.consolidation import build_consolidator, describe
+    from shared.keys import Keys
+    from shared.redis_connection import connect
+    from shared.settings import get_settings
+
+    async def consolidate() -> None:
+        settings = get_settings()
+        redis = connect(settings)
+        try:
+            results = await build_consolidator(settings, redis, Keys(settings.key_prefix)).run(full=args.full)
+        finally:
+            await redis.aclose()
+        print(describe(results))
+
+    asyncio.run(consolidate())
+    return 0
 
 
 def run_sweep(args: argparse.Namespace) -> int:

@@ -1,14 +1,14 @@
-"""The merge pass: join clusters whose members have become close (pure numpy, no I/O).
+"""Average-linkage merging, the machine-text profile's consolidation method (pure numpy, no I/O).
 
-Online assignment over-splits (each real issue shows up as several clusters, 5-7x on labelled
-sets) because early items seed clusters before the topic's centre is known. Merging is greedy
-AVERAGE LINKAGE: the score of two clusters is the mean cosine over every pair of their members,
-which for unit vectors is the dot product of the two mean vectors (sum_a . sum_b / (n_a n_b)), so
-it needs no item vectors. Unlike the cosine of the centroid directions, it counts how spread out
-a cluster is: a large generic cluster has a short mean vector and stops absorbing its neighbours
-(centroid-direction merging cost 0.1-0.2 ARI on Banking77 that way). The closest pair goes first
-and every later pair is re-scored against the merged clusters, so A~B~C never merges a distant A
-and C.
+Online assignment over-splits log templates (near-identical lines vote for whichever cluster they
+met first), and graph communities measured far below average linkage on them (docs/clustering.md).
+The consolidation pass therefore merges machine-text clusters greedily by AVERAGE LINKAGE: the
+score of two clusters is the mean cosine over every pair of their members, which for unit vectors
+is the dot product of the two mean vectors (sum_a . sum_b / (n_a n_b)), so it needs no item
+vectors. Unlike the cosine of the centroid directions, it counts how spread out a cluster is: a
+large generic cluster has a short mean vector and stops absorbing its neighbours. The closest pair
+goes first and every later pair is re-scored against the merged clusters, so A~B~C never merges a
+distant A and C.
 """
 
 from __future__ import annotations

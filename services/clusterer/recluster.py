@@ -6,8 +6,9 @@ removes the items from their clusters AND marks them unclustered with a fresh ne
 crash between chunks leaves every item either still clustered or queued again, never lost.
 
 - `--all`: every item (feedback:created, every cluster's members, feedback:unclustered); every
-  cluster ends empty and is deleted, then the Redis vector logs are deleted too (the next vectors
-  come from whatever embedder the clusterers now run).
+  cluster ends empty and is deleted, then the Redis vector logs, neighbour graphs, pass cursors
+  and error-group anchors are deleted too (the next vectors come from whatever embedder the
+  clusterers now run).
 - `--source S`: the items of one source. Clusters left empty are deleted; a cluster that keeps
   other members gets its sum, size, per-source counts and title item corrected, using the removed
   items' vectors from the current embedder (so after changing the model, use `--all`). Their old
@@ -85,8 +86,14 @@ class Reclusterer:
                 for members in await pipe.execute():
                     ids.update(members)
             result = await self._requeue(token, sorted(ids))
-            async for log_key in self._redis.scan_iter(match=self._keys.vectors("*")):
-                await self._redis.delete(log_key)
+            patterns = (
+                self._keys.vectors("*"),
+                self._keys.neighbour_graph("*", "*"),
+                self._keys.error_group("*"),
+            )
+            for pattern in patterns:
+                async for log_key in self._redis.scan_iter(match=pattern):
+                    await self._redis.delete(log_key)
         return result
 
     async def recluster_source(self, source: str) -> ReclusterResult:

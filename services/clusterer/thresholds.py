@@ -1,16 +1,18 @@
-"""Similarity thresholds per embedder and per KIND of text: no global constant serves them all.
+"""Clustering settings per embedder and per KIND of text: no global constant serves them all.
 
 Every model has its own cosine scale, and machine-generated text (error events, log lines) sits
 on another scale again: distinct log templates share most of their tokens, so their embeddings
-are far closer than two different human complaints. One (join, merge) pair cannot serve both
-(docs/clustering.md: HDFS wants join ~0.80 and no merging, Banking77 join 0.70 and merge 0.65),
-so items from the sources in CLUSTER_MACHINE_SOURCES get the "machine" profile and cluster only
-with each other; every other source is natural language. A cluster's kind is derived from the
-sources of its members, so nothing new is stored and a retried batch derives the same kinds.
+are far closer than two different human complaints. Items from the sources in
+CLUSTER_MACHINE_SOURCES get the "machine" profile and cluster only with each other; every other
+source is natural language. A cluster's kind is derived from the sources of its members.
 
-Defaults come from bench/cluster_quality.py on labelled data (docs/clustering.md has the tables);
-CLUSTER_SIMILARITY_THRESHOLD / CLUSTER_MERGE_THRESHOLD override the natural-language profile,
-CLUSTER_MACHINE_SIMILARITY_THRESHOLD / CLUSTER_MACHINE_MERGE_THRESHOLD the machine one.
+Each profile has an online `join` floor (a neighbour votes for its cluster only when at least that
+similar) and one consolidation method (docs/clustering.md has the measurements behind both):
+- natural language: Leiden communities of the neighbour graph at `resolution`; a fixed cosine
+  threshold cannot serve texts of different lengths and granularities, a graph community can;
+- machine text: average linkage at `merge` (mean member-pair cosine), which measured far above
+  graph communities on log templates (near-duplicate lines make the k-NN graph fall apart into
+  small cliques).
 """
 
 from __future__ import annotations
@@ -29,29 +31,30 @@ class TextKind(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    join: float  # raw cosine item -> cluster centroid needed to join
-    merge: float  # average linkage (mean member-pair cosine) needed to merge two clusters; <= 0: never
+    join: float  # raw cosine a neighbour needs to vote for its cluster when an item arrives
+    resolution: float = 0.0  # Leiden resolution of the consolidation pass; 0: not used
+    merge: float = 0.0  # average linkage needed to merge two clusters in the pass; 0: not used
 
 
 DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.70, merge=0.65),
-    "hashing": Thresholds(join=0.50, merge=0.65),
+    "minilm": Thresholds(join=0.80, resolution=4.0),
+    "hashing": Thresholds(join=0.60, resolution=4.0),
     # Not benchmarked here (no network): Gemini cosines sit higher than MiniLM's.
-    "gemini": Thresholds(join=0.80, merge=0.88),
+    "gemini": Thresholds(join=0.88, resolution=4.0),
 }
 
 MACHINE_DEFAULTS: dict[str, Thresholds] = {
-    "minilm": Thresholds(join=0.80, merge=0.80),
+    "minilm": Thresholds(join=0.85, merge=0.80),
     "hashing": Thresholds(join=0.70, merge=0.65),
-    # Not benchmarked: stricter than Gemini's natural-language profile and no merging, the safe side
-    # (Sentry itself merges error events automatically only above 0.99 similarity).
-    "gemini": Thresholds(join=0.90, merge=0.0),
+    # Not benchmarked: strict, the safe side (Sentry merges error events automatically only above
+    # 0.99 similarity).
+    "gemini": Thresholds(join=0.90, merge=0.90),
 }
 
 
 @dataclass(frozen=True)
 class Profiles:
-    """The thresholds of each kind of text, and which sources produce machine text."""
+    """The settings of each kind of text, and which sources produce machine text."""
 
     natural: Thresholds
     machine: Thresholds
@@ -68,30 +71,25 @@ class Profiles:
     def of(self, kind: TextKind) -> Thresholds:
         return self.machine if kind is TextKind.MACHINE else self.natural
 
-    @property
-    def merges(self) -> bool:
-        """Whether any kind merges at all (the merge pass is skipped otherwise)."""
-        return self.natural.merge > 0 or self.machine.merge > 0
 
-
-def _overridden(default: Thresholds, join: float | None, merge: float | None) -> Thresholds:
+def _overridden(default: Thresholds, **values: float | None) -> Thresholds:
+    chosen = {name: value for name, value in values.items() if value is not None}
     return Thresholds(
-        join=default.join if join is None else join,
-        merge=default.merge if merge is None else merge,
-    )
-
-
-def thresholds_for(settings: Settings) -> Thresholds:
-    """The natural-language profile (the one most items get)."""
-    return _overridden(
-        DEFAULTS[settings.embedder], settings.cluster_similarity_threshold, settings.cluster_merge_threshold
+        join=chosen.get("join", default.join),
+        resolution=chosen.get("resolution", default.resolution),
+        merge=chosen.get("merge", default.merge),
     )
 
 
 def profiles_for(settings: Settings) -> Profiles:
+    natural = _overridden(
+        DEFAULTS[settings.embedder],
+        join=settings.cluster_similarity_threshold,
+        resolution=settings.cluster_resolution,
+    )
     machine = _overridden(
         MACHINE_DEFAULTS[settings.embedder],
-        settings.cluster_machine_similarity_threshold,
-        settings.cluster_machine_merge_threshold,
+        join=settings.cluster_machine_similarity_threshold,
+        merge=settings.cluster_machine_merge_threshold,
     )
-    return Profiles(thresholds_for(settings), machine, frozenset(settings.cluster_machine_sources))
+    return Profiles(natural, machine, frozenset(settings.cluster_machine_sources))

@@ -2,17 +2,19 @@
 
 Per batch: hydrate the items in one round trip (already clustered or deleted ones are simply
 acked); embed OUTSIDE the lock in a thread, so replicas embed in parallel; then, holding the
-assignment lock, re-check which items are still unclustered, query the index for the batch, assign,
-upsert the vectors and write every cluster key in one fenced script; now and then merge clusters
-whose centroids converged. Labels are refreshed after the lock is released, because a summarizer
-may be a slow remote model. The runtime acks what this returns as not failed.
+assignment lock, re-check which items are still unclustered, query the index for the batch, read
+the neighbours' current clusters from their hashes (a consolidation pass may have moved them),
+assign by neighbour vote, upsert the vectors, append the batch's neighbour edges to the graph (one
+entry per kind of text) and write every cluster key in one fenced script. The consolidation pass
+(services/clusterer/consolidation.py) later corrects the clusters from the graph. Labels are
+refreshed after the lock is released, because a summarizer may be a slow remote model. The
+runtime acks what this returns as not failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,12 +26,14 @@ from redis.asyncio import Redis
 from services.clusterer.assignment import Assignment, BatchItem, ClusterState, assign
 from services.clusterer.cluster_store import ClusterStore
 from services.clusterer.embedders.base import Embedder
+from services.clusterer.fingerprints import error_fingerprint
 from services.clusterer.lock import RedisLock
-from services.clusterer.merging import MergeGroup, plan_merges
+from services.clusterer.neighbour_graph import append_edges
 from services.clusterer.providers import build_embedder, build_summarizer, build_vector_index
 from services.clusterer.summarizers.base import Summarizer
-from services.clusterer.thresholds import Profiles, TextKind, profiles_for
+from services.clusterer.thresholds import Profiles, profiles_for
 from services.clusterer.vector_index.base import Match, VectorIndex, VectorRecord
+from services.clusterer.vector_index.redis_index import binary_client
 from shared.consumer import Failures, InvalidPayload, PermanentError, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
@@ -48,7 +52,6 @@ def embedding_text(item: FeedbackItem) -> str:
 class ClusteringOptions:
     profiles: Profiles
     neighbours: int = 10
-    merge_interval_seconds: float = 30.0
     lock_wait_seconds: float = 60.0
 
 
@@ -64,6 +67,7 @@ class ClusterWorker:
         options: ClusteringOptions,
     ) -> None:
         self._redis = redis
+        self._binary = binary_client(redis)
         self._keys = keys
         self._embedder = embedder
         self._index = index
@@ -71,8 +75,6 @@ class ClusterWorker:
         self._lock = lock
         self._options = options
         self._store = ClusterStore(redis, keys, lock.key)
-        self._touched: set[str] = set()
-        self._next_merge = time.monotonic() + options.merge_interval_seconds
 
     async def __call__(self, messages: Sequence[StreamMessage]) -> Failures:
         failures: dict[str, Exception] = {}
@@ -124,11 +126,12 @@ class ClusterWorker:
                     for i, v in zip(items, vectors, strict=True)
                 ]
             )
+            # Edges before the cluster write: a crash in between re-sends them (the replica keeps
+            # the first copy), where the other order could leave a clustered item without edges.
+            for kind, edges in assignment.edges.items():
+                await append_edges(self._binary, self._keys.neighbour_graph(self._embedder.name, kind), edges)
             await self._store.write(token, assignment, {item.id: item.title for item in items}, now)
-            self._touched.update(assignment.clusters)
-            changed = dict(assignment.clusters)
-            changed.update(await self._maybe_merge(token, now))
-        await self._refresh_labels(changed.values(), items, assignment.cluster_of)
+        await self._refresh_labels(assignment.clusters.values(), items, assignment.cluster_of)
 
     async def _still_unclustered(self, items: Sequence[FeedbackItem]) -> list[int]:
         """Another replica may have clustered some of these while this one was embedding."""
@@ -141,59 +144,45 @@ class ClusterWorker:
     async def _neighbours(
         self, vectors: np.ndarray, exclude: set[str]
     ) -> tuple[list[list[Match]], dict[str, ClusterState]]:
-        """Index matches (minus `exclude`) and the states of the clusters they point at."""
+        """Index matches (minus `exclude`), each naming its item's CURRENT cluster from the item's
+        hash (authoritative: the index's copy is stale once a pass moves items), and the states of
+        those clusters. Matches whose item is not clustered (any more) are dropped."""
         k = self._options.neighbours
         found = await self._index.query(vectors.astype(np.float32), top_k=k + len(exclude))
-        neighbours = [[m for m in matches if m.id not in exclude][:k] for matches in found]
-        states = await self._store.load(m.cluster_id for matches in neighbours for m in matches)
-        await self._store.resolve(neighbours, states)
+        matches = [[m for m in row if m.id not in exclude][:k] for row in found]
+        owners = await self._store.owners(sorted({m.id for row in matches for m in row}))
+        neighbours = [[Match(m.id, m.score, owners[m.id]) for m in row if m.id in owners] for row in matches]
+        states = await self._store.load(owners.values())
         return neighbours, states
 
     async def _assign(self, items: Sequence[FeedbackItem], vectors: np.ndarray, now: str) -> Assignment:
         # The batch's own items may already be indexed (a crash after the upsert): never match them.
         neighbours, states = await self._neighbours(vectors, {item.id for item in items})
-        batch = [BatchItem(item.id, item.source) for item in items]
+        machine = self._options.profiles.machine_sources
+        batch = [
+            BatchItem(
+                item.id,
+                item.source,
+                error_fingerprint(item.source, item.title, item.body, item.metadata, error_sources=machine),
+            )
+            for item in items
+        ]
+        groups = await self._error_groups({b.fingerprint for b in batch if b.fingerprint}, states)
         return assign(
-            batch, vectors, neighbours, states, self._options.profiles, self._options.neighbours, now
+            batch, vectors, neighbours, states, self._options.profiles, self._options.neighbours, now, groups
         )
 
-    async def _maybe_merge(self, token: str, now: str) -> dict[str, ClusterState]:
-        """Every merge interval, merge the clusters changed since the last pass into close neighbours."""
-        if not self._options.profiles.merges or time.monotonic() < self._next_merge or not self._touched:
+    async def _error_groups(self, fingerprints: set[str], states: dict[str, ClusterState]) -> dict[str, str]:
+        """Each known fingerprint's cluster: the current cluster of the first item that had it
+        (loaded into `states`). One round trip each for the keys, the owners and the states."""
+        if not fingerprints:
             return {}
-        self._next_merge = time.monotonic() + self._options.merge_interval_seconds
-        touched = await self._store.load(self._touched)
-        self._touched.clear()
-        if not touched:
-            return {}
-        ids = sorted(touched)
-        centroids = np.stack([touched[c].total / max(np.linalg.norm(touched[c].total), 1e-12) for c in ids])
-        neighbours, states = await self._neighbours(centroids, set())
-        states.update(touched)
-        pairs = {(c, m.cluster_id) for c, matches in zip(ids, neighbours, strict=True) for m in matches}
-        groups = self._plan_merges_by_kind(states, pairs)
-        if not groups:
-            return {}
-        moved = await self._store.merge(token, groups, now)
-        for group, item_ids in zip(groups, moved, strict=True):
-            await self._index.reassign(item_ids, group.target)
-        log.info("merged clusters", extra={"merges": sum(len(g.absorbed) for g in groups)})
-        return {group.target: group.state for group in groups}
-
-    def _plan_merges_by_kind(
-        self, states: dict[str, ClusterState], pairs: set[tuple[str, str]]
-    ) -> list[MergeGroup]:
-        """Clusters merge only with clusters of their own kind, at that kind's threshold; a merge of
-        two same-kind clusters keeps the kind, so planning each kind apart is the whole rule."""
-        profiles = self._options.profiles
-        kind_of = {cid: profiles.kind_of(state.source_counts) for cid, state in states.items()}
-        groups: list[MergeGroup] = []
-        for kind in TextKind:
-            threshold = profiles.of(kind).merge
-            if threshold > 0:
-                same_kind = {(a, b) for a, b in pairs if kind_of.get(a) is kind and kind_of.get(b) is kind}
-                groups.extend(plan_merges(states, same_kind, threshold))
-        return groups
+        ordered = sorted(fingerprints)
+        firsts = await self._redis.mget([self._keys.error_group(f) for f in ordered])
+        owners = await self._store.owners([first for first in firsts if first])
+        groups = {f: owners[first] for f, first in zip(ordered, firsts, strict=True) if first in owners}
+        states.update(await self._store.load(set(groups.values()) - set(states)))
+        return {f: cluster_id for f, cluster_id in groups.items() if cluster_id in states}
 
     async def _refresh_labels(
         self, clusters: Iterable[ClusterState], batch: Sequence[FeedbackItem], cluster_of: dict[str, str]
@@ -240,27 +229,35 @@ def trace_items(messages: Sequence[StreamMessage], failures: Failures) -> None:
 
 
 def build_cluster_worker(
-    settings: Settings, redis: Redis, keys: Keys, embedder: Embedder | None = None
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
 ) -> ClusterWorker:
-    """The worker with the providers the settings name; tests pass their own embedder."""
+    """The worker with the providers the settings name; tests pass their own embedder, and a
+    clusterer process shares its embedder and index with its consolidation passes."""
     embedder = embedder or build_embedder(settings)
     return ClusterWorker(
         redis,
         keys,
         embedder,
-        build_vector_index(settings, redis, keys, embedder),
+        index or build_vector_index(settings, redis, keys, embedder),
         build_summarizer(settings),
         RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms),
         ClusteringOptions(
             profiles=profiles_for(settings),
             neighbours=settings.cluster_neighbours,
-            merge_interval_seconds=settings.cluster_merge_interval_seconds,
         ),
     )
 
 
 def build_clusterer_consumer(
-    settings: Settings, redis: Redis, keys: Keys, embedder: Embedder | None = None
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
 ) -> StreamConsumer:
     config = consumer_config(
         settings,
@@ -269,4 +266,4 @@ def build_clusterer_consumer(
         group=CLUSTERER_GROUP,
         batch_size=settings.clusterer_batch_size,
     )
-    return StreamConsumer(redis, config, build_cluster_worker(settings, redis, keys, embedder))
+    return StreamConsumer(redis, config, build_cluster_worker(settings, redis, keys, embedder, index))

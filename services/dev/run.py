@@ -178,6 +178,14 @@ def _clipped(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+async def consolidate(settings: Settings, redis: Redis, keys: Keys) -> None:
+    """The pass a clusterer runs a few seconds after the items stop coming, run now so the table
+    shows the clusters a user will see (services/clusterer/consolidation.py)."""
+    from services.clusterer.consolidation import build_consolidator
+
+    await build_consolidator(settings, redis, keys).run()
+
+
 async def report(redis: Redis, keys: Keys) -> str:
     from shared.operations.stream_table import render
 
@@ -228,6 +236,7 @@ async def run_pipeline(settings: Settings, keys: Keys, redis: Redis, serve: bool
         print(await poll_reddit_once(settings, api_url, use_reddit))
         async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
             await wait_until_drained(redis, keys)
+        await consolidate(settings, redis, keys)
         print(await report(redis, keys))
         if serve:
             print(f"\nServing on {api_url}; Ctrl-C (or SIGTERM) to stop.", flush=True)

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.clusterer.assignment import seed_cluster
+from services.clusterer.consolidation import build_consolidator
 from services.clusterer.lock import LockTimeout, RedisLock
 from services.clusterer.merging import plan_merges
 from services.clusterer.sweeper import Sweeper
@@ -99,33 +100,23 @@ def test_merge_plan_joins_close_centroids_without_chaining() -> None:
     assert merged.state.size == 4
 
 
-async def test_merge_pass_folds_over_split_clusters_into_one(
+async def test_machine_pass_folds_split_error_clusters_into_one_by_average_linkage(
     redis: Redis, keys: Keys, settings: Settings
 ) -> None:
     titles = [
         f"login page crashes with error 500 after password reset on {d}"
         for d in ("android", "iphone", "windows laptop", "macbook")
     ]
-    ids = await seed_items(redis, keys, titles)
+    ids = await seed_items(redis, keys, titles, source="sentry")
     strict = settings.model_copy(
-        update={
-            "cluster_similarity_threshold": 0.99,
-            "cluster_merge_threshold": 0.0,
-            "clusterer_batch_size": 1,
-        }
+        update={"cluster_machine_similarity_threshold": 0.99, "cluster_machine_merge_threshold": 0.5}
     )
     await run_consumers([build_clusterer_consumer(strict, redis, keys)], lambda: drained(redis, keys))
     assert len(await assert_each_item_in_one_cluster(redis, keys, ids)) == 4
 
-    more = await seed_items(
-        redis, keys, ["login page crashes with error 500 after password reset on linux desktop"]
-    )
-    merging = strict.model_copy(
-        update={"cluster_merge_threshold": 0.5, "cluster_merge_interval_seconds": 0.0}
-    )
-    await run_consumers([build_clusterer_consumer(merging, redis, keys)], lambda: drained(redis, keys))
-    members = await assert_each_item_in_one_cluster(redis, keys, ids + more)
-    assert len(members) == 1
+    [result] = await build_consolidator(strict, redis, keys).run()
+    members = await assert_each_item_in_one_cluster(redis, keys, ids)
+    assert len(members) == 1 and result.deleted == 3
 
 
 async def test_sweeper_requeues_orphans_and_drops_missing_items(

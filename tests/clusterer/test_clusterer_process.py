@@ -18,7 +18,7 @@ from tests.support.cluster_invariants import assert_each_item_in_one_cluster
 SOULCASTER = str(Path(sys.executable).with_name("soulcaster"))
 
 
-def start_clusterer(redis_url: str, name: str) -> subprocess.Popen[bytes]:
+def start_clusterer(redis_url: str, name: str, **extra: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -30,6 +30,7 @@ def start_clusterer(redis_url: str, name: str) -> subprocess.Popen[bytes]:
         "RECLAIM_INTERVAL_MS": "100",
         "HEALTH_PORT": "0",
         "CLUSTER_LOCK_TTL_MS": "2000",
+        **extra,
     }
     return subprocess.Popen(
         [SOULCASTER, "clusterer"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -60,3 +61,29 @@ async def test_sigkilled_clusterer_leaves_nothing_half_done(redis: Redis, keys: 
         survivor.wait(timeout=30)
     members = await assert_each_item_in_one_cluster(redis, keys, ids)
     assert len(members) == 3
+
+
+async def test_a_running_clusterer_consolidates_by_itself_once_items_stop_coming(
+    redis: Redis, keys: Keys, redis_url: str
+) -> None:
+    """Online votes at 0.99 leave every item alone; only the clusterer's debounced pass can end in
+    one cluster per topic."""
+    ids = await seed_items(redis, keys, topic_titles())
+    process = start_clusterer(
+        redis_url,
+        "passing",
+        CLUSTER_SIMILARITY_THRESHOLD="0.99",
+        CLUSTER_RESOLUTION="1",
+        CLUSTER_PASS_DEBOUNCE_SECONDS="0.2",
+    )
+
+    async def consolidated() -> bool:
+        return await drained(redis, keys) and await redis.scard(keys.clusters_all) == 3
+
+    try:
+        await eventually(consolidated)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    members = await assert_each_item_in_one_cluster(redis, keys, ids)
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]

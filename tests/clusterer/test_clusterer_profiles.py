@@ -7,7 +7,8 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.clusterer.assignment import BatchItem, ClusterState, assign, seed_cluster
-from services.clusterer.thresholds import Profiles, TextKind, Thresholds, profiles_for
+from services.clusterer.consolidation import build_consolidator
+from services.clusterer.thresholds import DEFAULTS, Profiles, TextKind, Thresholds, profiles_for
 from services.clusterer.vector_index.base import Match
 from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
@@ -17,8 +18,8 @@ from tests.clusterer.test_clusterer_worker import drained, run_consumers, snapsh
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
 
 PROFILES = Profiles(
-    natural=Thresholds(join=0.70, merge=0.65),
-    machine=Thresholds(join=0.80, merge=0.0),
+    natural=Thresholds(join=0.70, resolution=5.0),
+    machine=Thresholds(join=0.80, merge=0.8),
     machine_sources=frozenset({"sentry", "datadog"}),
 )
 
@@ -40,8 +41,8 @@ def test_settings_name_the_machine_sources_and_override_the_machine_profile() ->
         )
     )
     assert profiles.machine_sources == {"sentry", "datadog"}
-    assert profiles.machine == Thresholds(join=0.80, merge=0.9)
-    assert profiles.natural == Thresholds(join=0.70, merge=0.65)
+    assert profiles.machine == Thresholds(join=0.85, merge=0.9)
+    assert profiles.natural == Thresholds(join=0.80, resolution=DEFAULTS["minilm"].resolution)
     assert profiles_for(Settings()).machine_sources == {"sentry"}
 
 
@@ -50,9 +51,14 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def assign_one(source: str, vector: np.ndarray, known: dict[str, ClusterState]) -> str:
-    neighbours = [[Match(state.central_item, 1.0, cid) for cid, state in known.items()]]
-    result = assign([BatchItem("new", source)], vector[None, :], neighbours, known, PROFILES, 10, "t")
+def assign_one(
+    source: str, vector: np.ndarray, known: dict[str, ClusterState], profiles: Profiles = PROFILES
+) -> str:
+    """The neighbour is the cluster's only member, at the cosine of `vector` to its centroid."""
+    neighbours = [
+        [Match(s.central_item, float(s.similarity(vector[None, :])[0]), cid) for cid, s in known.items()]
+    ]
+    result = assign([BatchItem("new", source)], vector[None, :], neighbours, known, profiles, 10, "t")
     return result.cluster_of["new"]
 
 
@@ -72,15 +78,14 @@ def test_each_kind_joins_at_its_own_threshold() -> None:
     assert assign_one("sentry", close, {machine.id: machine}) != machine.id  # 0.75 < 0.80
 
 
-async def test_same_text_from_both_kinds_lands_in_separate_clusters_even_after_merging(
+async def test_same_text_from_both_kinds_lands_in_separate_clusters_even_after_a_pass(
     redis: Redis, keys: Keys, settings: Settings
 ) -> None:
-    mixed = settings.model_copy(
-        update={"cluster_merge_interval_seconds": 0.0, "cluster_machine_merge_threshold": 0.3}
-    )
+    mixed = settings.model_copy(update={"cluster_machine_merge_threshold": 0.3, "cluster_resolution": 1.0})
     human = await seed_items(redis, keys, topic_titles(), source="reddit")
     machine = await seed_items(redis, keys, topic_titles(), source="sentry")
     await run_consumers([build_clusterer_consumer(mixed, redis, keys)], lambda: drained(redis, keys))
+    await build_consolidator(mixed, redis, keys).run()
 
     members = await assert_each_item_in_one_cluster(redis, keys, human + machine)
     for items in members.values():

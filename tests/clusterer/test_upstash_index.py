@@ -212,3 +212,12 @@ async def test_neighbours_without_our_cluster_metadata_are_left_out(
     server.fail_next(Reply(200, documented))
 
     assert await index.query(_axis(0)[None, :], 5) == [[]]
+
+
+async def test_stored_vectors_come_back_by_id_and_missing_ids_are_left_out(index: UpstashVectorIndex) -> None:
+    await index.upsert([VectorRecord("a", _axis(0), "c1"), VectorRecord("b", _axis(2, 0.6, 3), "c1")])
+
+    found = await index.vectors(["b", "missing", "a"])
+
+    assert sorted(found) == ["a", "b"]
+    assert np.allclose(found["a"], _axis(0)) and np.allclose(found["b"], _axis(2, 0.6, 3))

@@ -42,7 +42,8 @@ async def stored_items(redis: Redis, keys: Keys) -> list[FeedbackItem]:
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="needs issue 10's neighbour-graph clustering (branch cluster-core): unmark when merged",
+    reason="known gap (docs/clustering.md): passes at CLUSTER_RESOLUTION 3 or below; the benchmark's "
+    "resolution 4 over-splits this 38-item graph (modularity's null model penalises small graphs)",
 )
 async def test_the_sso_safari_report_lands_with_the_safari_login_loops(
     settings: Settings, redis: Redis

@@ -48,5 +48,10 @@ class VectorIndex(Protocol):
         ...
 
     async def reassign(self, ids: Sequence[str], cluster_id: str) -> None:
-        """Point existing vectors at another cluster (after a merge) without re-sending them."""
+        """Point existing vectors at another cluster without re-sending them."""
+        ...
+
+    async def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of `ids` (missing ids are left out): a consolidation pass rebuilds
+        the centroids of the clusters it changes from them."""
         ...

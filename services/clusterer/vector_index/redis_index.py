@@ -114,6 +114,11 @@ class RedisVectorIndex:
             self._matches(row_scores, row_best) for row_scores, row_best in zip(scores, best, strict=True)
         ]
 
+    async def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        await self.sync()
+        rows = self._matrix.rows
+        return {item_id: self._matrix.vectors[rows[item_id]].copy() for item_id in ids if item_id in rows}
+
     def _matches(self, scores: np.ndarray, candidates: np.ndarray) -> list[Match]:
         ordered = candidates[np.argsort(-scores[candidates], kind="stable")]
         ids, clusters = self._matrix.ids, self._matrix.cluster_of

@@ -118,6 +118,24 @@ class UpstashVectorIndex:
                 ]
             )
 
+    async def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), UPSERT_BATCH):
+            fetched = await self._call(
+                partial(
+                    self._index.fetch,
+                    ids=list(ids[start : start + UPSERT_BATCH]),
+                    include_vectors=True,
+                    namespace=self.namespace,
+                )
+            )
+            found.update(
+                (str(item.id), np.asarray(item.vector, dtype=np.float32))
+                for item in fetched
+                if item is not None and item.vector is not None
+            )
+        return found
+
     async def aclose(self) -> None:
         await self._index._client.aclose()
 
