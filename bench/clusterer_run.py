@@ -8,24 +8,22 @@ and the consolidation pass exactly as a clusterer process runs them.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from redis.asyncio import Redis
 
 from services.clusterer.consolidation import build_consolidator
 from services.clusterer.worker import build_cluster_worker
+from services.dev.local_redis import RedisServer
+from services.dev.stand_ins.feedback_seed import seed_items
 from shared.consumer import StreamMessage
-from shared.keys import SCHEMA_VERSION, Keys, NewItemField
-from shared.models import FeedbackItem, item_id_for
+from shared.keys import Keys
 from shared.settings import Settings
 
 BATCH = 64
@@ -46,42 +44,13 @@ class PrecomputedEmbedder:
 
 @contextmanager
 def throwaway_redis() -> Iterator[str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise RuntimeError("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    """A fresh redis-server for one benchmark run, on a free port, gone afterwards."""
     with tempfile.TemporaryDirectory() as folder:
-        command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        server = RedisServer(Path(folder)).start()
         try:
-            time.sleep(0.3)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-async def seed(redis: Redis, keys: Keys, texts: Sequence[str], source: str) -> list[str]:
-    """Items as the ingest worker leaves them: hash, unclustered, new-item event."""
-    ids: list[str] = []
-    async with redis.pipeline(transaction=False) as pipe:
-        for text in texts:
-            item_id = item_id_for(source, f"bench-{len(ids)}", "")
-            item = FeedbackItem(id=item_id, source=source, title=text, created_at=datetime.now(UTC))
-            pipe.hset(keys.feedback(item_id), mapping=item.to_hash())  # type: ignore[arg-type]
-            pipe.sadd(keys.unclustered, item_id)
-            event = {
-                NewItemField.VERSION: SCHEMA_VERSION,
-                NewItemField.ID: item_id,
-                NewItemField.SOURCE: source,
-                NewItemField.CREATED_AT: item.created_at.isoformat(),
-            }
-            pipe.xadd(keys.new_item_stream, event)  # type: ignore[arg-type]
-            ids.append(item_id)
-        await pipe.execute()
-    return ids
+            server.stop()
 
 
 @dataclass
@@ -120,7 +89,7 @@ async def cluster_texts(
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys()
     await redis.flushdb()
-    ids = await seed(redis, keys, [text.strip() or "-" for text in texts], source)
+    ids = await seed_items(redis, keys, [text.strip() or "-" for text in texts], source=source)
     worker = build_cluster_worker(settings, redis, keys, embedder=embedder)  # type: ignore[arg-type]
     consolidator = build_consolidator(settings, redis, keys, embedder=embedder)  # type: ignore[arg-type]
     entries = await redis.xrange(keys.new_item_stream)

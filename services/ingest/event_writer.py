@@ -58,6 +58,27 @@ class PreparedEvent:
     first_delivery: bool
 
 
+def _prepared(
+    entry_id: str,
+    source: str,
+    request_id: str,
+    names: tuple[str, ...],
+    args: Sequence[str],
+    first_delivery: bool,
+) -> PreparedEvent:
+    """Encoded here, so text Redis cannot carry raises for this event alone."""
+    return PreparedEvent(
+        entry_id,
+        source,
+        request_id,
+        names,
+        resp_items(names),
+        resp_items(args),
+        1 + len(args),
+        first_delivery,
+    )
+
+
 @dataclass(slots=True)
 class Applied:
     entry_id: str
@@ -97,20 +118,10 @@ class EventWriter:
                 result.reason,
                 "0",
             ]
-            names: tuple[str, ...] = (outcome_key, "", "", "")
-            return PreparedEvent(
-                entry_id,
-                "",
-                request_id,
-                names,
-                resp_items(names),
-                resp_items(args),
-                1 + len(args),
-                first_delivery,
-            )
+            return _prepared(entry_id, "", request_id, (outcome_key, "", "", ""), args, first_delivery)
         item = result.item
         dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
-        names = (
+        names: tuple[str, ...] = (
             outcome_key,
             self._keys.feedback(item.id),
             dedupe_key,
@@ -135,16 +146,7 @@ class EventWriter:
             str(2 * len(fields)),
             *chain.from_iterable(fields.items()),
         ]
-        return PreparedEvent(
-            entry_id,
-            item.source,
-            request_id,
-            names,
-            resp_items(names),
-            resp_items(args),
-            1 + len(args),
-            first_delivery,
-        )
+        return _prepared(entry_id, item.source, request_id, names, args, first_delivery)
 
     async def apply(self, events: Sequence[PreparedEvent], replay: bool = False) -> list[Applied]:
         """One script call for the batch. Raises on a script error; see `apply_each`.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -27,15 +26,6 @@ PRODUCER_BODIES = {
     "/ingest/sentry": json.loads((FIXTURES / "sentry" / "issue_created.json").read_text()),
     "/ingest/github": json.loads((FIXTURES / "github" / "issues_opened.json").read_text()),
 }
-
-
-@pytest.fixture
-async def api(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
 
 
 @pytest.fixture

@@ -4,27 +4,15 @@ an item already stored with hostile metadata is still served."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.api.app import create_app
 from shared.clusters import ClusterField
 from shared.keys import Keys
 from shared.models import UNREADABLE_METADATA, FeedbackItem
-from shared.settings import Settings
-
-
-@pytest.fixture
-async def api(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
 
 
 def nested(depth: int) -> Any:

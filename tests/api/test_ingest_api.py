@@ -12,31 +12,17 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.api.app import create_app
 from services.ingest.outcomes import Outcome, OutcomeField
 from services.ingest.source_index import backfill_sources
 from shared.keys import INGEST_GROUP, IngestField, Keys
 from shared.models import FeedbackItem
 from shared.settings import Settings
+from tests.api.conftest import client_for
 from tests.support.paths import FIXTURES
 
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
-
-
-@pytest.fixture
-async def api(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in client_for(settings):
-        yield client
 
 
 @pytest.fixture
