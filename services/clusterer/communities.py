@@ -34,7 +34,7 @@ SIZE_EXPONENT = 0.15
 def scaled_resolution(resolution: float, node_count: int) -> float:
     """The resolution to use on a graph of `node_count` nodes (the whole graph, so an incremental
     pass and a full pass over the same graph use the same one)."""
-    return resolution * min(1.0, node_count / REFERENCE_NODES) ** SIZE_EXPONENT
+    return resolution * float(min(1.0, node_count / REFERENCE_NODES) ** SIZE_EXPONENT)
 
 
 def detect(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from redis.asyncio import Redis
 
 from services.clusterer.worker import build_clusterer_consumer
