@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 
 from services.clusterer.assignment import ClusterState
 from services.clusterer.cluster_store import ClusterStore
-from services.clusterer.communities import detect, reconcile
+from services.clusterer.communities import detect, reconcile, scaled_resolution
 from services.clusterer.embedders.base import Embedder
 from services.clusterer.keywords import cluster_keywords
 from services.clusterer.lock import RedisLock
@@ -342,7 +342,7 @@ def plan_communities(
         weights,
         initial.tolist(),
         sizes,
-        resolution,
+        scaled_resolution(resolution, len(graph.ids)),
         float(degrees.sum()),
     )
     wanted = reconcile(items, current, [membership[node] for node in node_of.tolist()])

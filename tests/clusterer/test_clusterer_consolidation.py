@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from services.clusterer.communities import reconcile
+from services.clusterer.communities import REFERENCE_NODES, reconcile, scaled_resolution
 from services.clusterer.consolidation import Consolidator, build_consolidator
 from services.clusterer.neighbour_graph import BatchEdges, GraphReplica, append_edges
 from services.clusterer.thresholds import TextKind
@@ -54,6 +54,15 @@ def test_a_community_keeps_the_id_it_overlaps_most_and_a_split_gets_a_new_one() 
     assert split[:2] == ["A", "A"] and split[3:] == ["B", "B", "B"]
     assert split[2] not in {"A", "B"}
     assert reconcile(items, owners, [0, 0, 2, 1, 1, 1]) == split, "a retry names the split the same"
+
+
+def test_the_resolution_holds_from_the_benchmark_size_up_and_shrinks_on_smaller_graphs() -> None:
+    """The benchmark's figures were measured at the configured resolution, so graphs of its size or
+    larger must keep it; smaller graphs get a lower one, the lower the fewer their items."""
+    assert scaled_resolution(4.0, REFERENCE_NODES) == 4.0
+    assert scaled_resolution(4.0, 1_000_000) == 4.0
+    small = [scaled_resolution(4.0, n) for n in (35, 300, 2000)]
+    assert small == sorted(small) and small[-1] < 4.0
 
 
 async def test_graph_writes_are_idempotent_and_shared_by_replicas(redis: Redis, keys: Keys) -> None:

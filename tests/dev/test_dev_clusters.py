@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from redis.asyncio import Redis
 
 from services.clusterer.worker import build_clusterer_consumer
@@ -39,12 +38,6 @@ async def stored_items(redis: Redis, keys: Keys) -> list[FeedbackItem]:
     return [FeedbackItem.from_hash(await redis.hgetall(keys.feedback(item_id))) for item_id in ids]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap (docs/clustering.md): passes at CLUSTER_RESOLUTION 3 or below; the benchmark's "
-    "resolution 4 over-splits this 38-item graph (modularity's null model penalises small graphs)",
-)
 async def test_the_sso_safari_report_lands_with_the_safari_login_loops(
     settings: Settings, redis: Redis
 ) -> None:
