@@ -26,6 +26,7 @@ import os
 import platform
 import tempfile
 import time
+from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / truth.size
 
 
-def hnsw_rows(method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> list[Row]:
+def hnsw_rows(
+    method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, efs: list[int]
+) -> list[Row]:
     import hnswlib  # type: ignore[import-not-found]
 
     _, links, construction = method.split("-")
@@ -151,7 +154,7 @@ def hnsw_rows(method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndar
         index.load_index(path)
         load_s = time.perf_counter() - began
     rows = []
-    for ef in HNSW_EF:
+    for ef in efs:
         index.set_ef(ef)
         found, batch_ms = batched(
             lambda batch: index.knn_query(batch, k=TOP_K, num_threads=THREADS)[0], queries
@@ -162,7 +165,9 @@ def hnsw_rows(method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndar
     return rows
 
 
-def faiss_rows(method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> list[Row]:
+def faiss_rows(
+    method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, nprobes: list[int]
+) -> list[Row]:
     import faiss  # type: ignore[import-not-found]
 
     faiss.omp_set_num_threads(THREADS)
@@ -183,7 +188,7 @@ def faiss_rows(method: str, base: np.ndarray, queries: np.ndarray, truth: np.nda
         index = faiss.read_index(path)
         load_s = time.perf_counter() - began
     rows = []
-    for probes in IVF_NPROBE:
+    for probes in nprobes:
         faiss.ParameterSpace().set_index_parameter(index, "nprobe", probes)
         found, batch_ms = batched(lambda batch: index.search(batch, TOP_K)[1], queries)
         rows.append(
@@ -201,11 +206,13 @@ def exact_row(base: np.ndarray, queries: np.ndarray) -> tuple[Row, np.ndarray]:
     return Row("exact (numpy)", "matrix product", build_s, grown, size, float("nan"), batch_ms, 1.0), truth
 
 
-def measure(method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> list[Row]:
+def measure(
+    method: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, args: Namespace
+) -> list[Row]:
     if method.startswith("hnsw-"):
-        return hnsw_rows(method, base, queries, truth)
+        return hnsw_rows(method, base, queries, truth, args.ef)
     if method.startswith("ivf-"):
-        return faiss_rows(method, base, queries, truth)
+        return faiss_rows(method, base, queries, truth, args.nprobe)
     raise SystemExit(f"unknown method {method!r}: hnsw-M-EFC, ivf-NLIST or ivf-sq8-NLIST")
 
 
@@ -233,6 +240,8 @@ def main() -> None:
     parser.add_argument("--centres", type=int, default=3000, help="topics of the synthetic corpus")
     parser.add_argument("--real", type=Path, help="a folder of cached MiniLM .npy embeddings")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument("--ef", type=int, nargs="+", default=list(HNSW_EF), help="HNSW search breadths")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=list(IVF_NPROBE), help="IVF lists probed")
     args = parser.parse_args()
 
     if args.real:
@@ -255,7 +264,7 @@ def main() -> None:
         else:
             if truth.size == 0:
                 raise SystemExit("list `exact` first: it is the baseline and gives the true top 10")
-            rows.extend(measure(method, base, queries, truth))
+            rows.extend(measure(method, base, queries, truth, args))
         print(f"  done: {method}", flush=True)
     print_table(rows)
 
