@@ -103,7 +103,7 @@ def real_ish(directory: Path, count: int, queries: int, seed: int = 0) -> tuple[
     noise = rng.standard_normal((count + queries, DIMENSIONS), dtype=np.float32) * (
         0.45 / np.sqrt(DIMENSIONS)
     )
-    out = normalised(sources[picked] + noise)
+    out = normalised((sources[picked] + noise).astype(np.float32))  # a float64 scale would widen it
     return out[:count], out[count:]
 
 
