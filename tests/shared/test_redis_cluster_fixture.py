@@ -7,16 +7,18 @@ one XREADGROUP reads one partition, and a brace inside an id picks the slot unle
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
 
+from tests.support import redis_cluster
 from tests.support.redis_cluster import ClusterNode, LocalRedisCluster
+from tests.support.redis_server import free_port
 
 WRITE_ITEM = """
 redis.call('HSET', KEYS[1], 'title', ARGV[2])
@@ -179,6 +181,27 @@ def test_stopping_the_cluster_ends_every_node(tmp_path: Path) -> None:
     ports = [node.port for node in local.nodes]
     local.stop()
     for port in ports:
-        plain = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-        with plain, pytest.raises(redis.ConnectionError):
-            plain.ping()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_port_taken_before_a_node_binds_it_is_retried_on_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other processes on the machine grab ports too: the launcher must not fail on such a race."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        handed = iter([taken_port])
+        monkeypatch.setattr(redis_cluster, "free_port", lambda: next(handed, None) or free_port())
+
+        local = LocalRedisCluster(tmp_path).start()
+        try:
+            assert taken_port not in [node.port for node in local.nodes]
+            assert all(
+                info is not None and info["cluster_state"] == "ok"
+                for info in map(ClusterNode.info, local.nodes)
+            )
+        finally:
+            local.stop()

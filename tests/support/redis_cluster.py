@@ -15,18 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.support.redis_server import free_port
+
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
+class NodeExited(RuntimeError):
+    pass
 
 
 class ClusterNode:
     """One cluster-enabled redis-server with its own folder (its nodes.conf lives there)."""
 
-    def __init__(self, executable: str, data_dir: Path) -> None:
+    def __init__(self, executable: str, data_dir: Path, port: int, bus_port: int) -> None:
         self.executable = executable
         self.data_dir = data_dir
-        self.port = free_port()
-        self.bus_port = free_port()
+        self.port = port
+        self.bus_port = bus_port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,11 +86,19 @@ class ClusterNode:
     def info(self) -> dict[str, str] | None:
         """This node's `CLUSTER INFO`, or None while it does not answer yet."""
         if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(f"redis-server on {self.address} exited with {self._process.returncode}")
-        client = self.client()
+            raise NodeExited(f"redis-server on {self.address} exited with {self._process.returncode}")
+        # A timeout, because something else may hold the port and accept without ever answering.
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            decode_responses=True,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            retry=NO_RETRY,  # the caller polls; redis-py's own backoff would only slow that down
+        )
         try:
             info = client.cluster("INFO")  # redis-py parses the reply into a dict
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             return None
         finally:
             client.close()
@@ -92,16 +108,16 @@ class ClusterNode:
 class LocalRedisCluster:
     """`masters` masters and no replicas, every slot assigned; `stop()` ends every node."""
 
+    ATTEMPTS = 3
+
     def __init__(self, data_dir: Path, masters: int = 3) -> None:
         server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if server is None or cli is None:
             raise RuntimeError("redis-server and redis-cli are needed (run `make setup`)")
-        self.cli = cli
-        self.nodes = [ClusterNode(server, data_dir / f"node-{index}") for index in range(masters)]
-
-    @property
-    def startup_nodes(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", node.port) for node in self.nodes]
+        self.server, self.cli = server, cli
+        self.data_dir = data_dir
+        self.masters = masters
+        self.nodes: list[ClusterNode] = []
 
     @property
     def url(self) -> str:
@@ -109,22 +125,47 @@ class LocalRedisCluster:
         return f"redis://127.0.0.1:{self.nodes[0].port}"
 
     def start(self, timeout: float = 60.0) -> LocalRedisCluster:
-        try:
-            for node in self.nodes:
-                node.start()
-            self._wait(lambda info: info is not None, timeout)
-            addresses = [node.address for node in self.nodes]
-            subprocess.run(
-                [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-                check=True,
-                capture_output=True,
-                timeout=timeout,
-            )
-            self._wait(self._formed, timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        """Form the cluster; on new ports again when a node dies at start (a port taken meanwhile)."""
+        for attempt in range(1, self.ATTEMPTS + 1):
+            self.nodes = self._new_nodes(self.data_dir / f"attempt-{attempt}")
+            try:
+                self._form(timeout)
+                return self
+            except NodeExited:
+                self.stop()
+                if attempt == self.ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _new_nodes(self, folder: Path) -> list[ClusterNode]:
+        """Distinct free ports for every node and its cluster bus (free_port alone may repeat one)."""
+        ports: list[int] = []
+        while len(ports) < 2 * self.masters:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        return [
+            ClusterNode(self.server, folder / f"node-{index}", ports[2 * index], ports[2 * index + 1])
+            for index in range(self.masters)
+        ]
+
+    def _form(self, timeout: float) -> None:
+        for node in self.nodes:
+            node.start()
+        self._wait(lambda info: info is not None, timeout)
+        addresses = [node.address for node in self.nodes]
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+        self._wait(self._formed, timeout)
 
     def stop(self) -> None:
         for node in self.nodes:
