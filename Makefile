@@ -29,4 +29,5 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.run_all
