@@ -48,31 +48,51 @@ def detect(
     node_count: int,
     edges: np.ndarray,
     weights: np.ndarray,
-    initial: Sequence[int] | None,
+    initial: Sequence[int],
     degrees: np.ndarray,
     resolution: float,
     total_degree: float,
+    from_scratch: bool = False,
 ) -> list[int]:
     """Community of each node of the subgraph (`edges` is (m, 2) of local node numbers); `degrees`
-    and `total_degree` come from the whole graph. `initial` None: from singletons, until nothing
-    improves (not capped, so the result is the graph's, not the iteration budget's)."""
+    and `total_degree` come from the whole graph. Leiden starts from `initial`, for at most
+    MAX_ITERATIONS. `from_scratch`: Leiden also starts from singletons, both run until nothing
+    improves, and the partition of higher quality wins (ties: the one from `initial`, which moves
+    less): a start fixed by an earlier pass over a partial graph is a local optimum Leiden cannot
+    leave, and the online clusters are a better start than singletons when nothing fixed them."""
     graph = ig.Graph(n=node_count, edges=edges.tolist())
+    partitions = [_optimised(graph, list(initial), weights, degrees, resolution, total_degree, from_scratch)]
+    if from_scratch:
+        partitions.append(_optimised(graph, None, weights, degrees, resolution, total_degree, True))
+    best = max(partitions, key=lambda partition: partition.quality())
+    return list(best.membership)
+
+
+def _optimised(
+    graph: ig.Graph,
+    initial: list[int] | None,
+    weights: np.ndarray,
+    degrees: np.ndarray,
+    resolution: float,
+    total_degree: float,
+    until_stable: bool,
+) -> la.CPMVertexPartition:
     partition = la.CPMVertexPartition(
         graph,
-        initial_membership=None if initial is None else list(initial),
+        initial_membership=initial,
         weights=weights.tolist(),
         node_sizes=degrees.tolist(),
         resolution_parameter=resolution / max(total_degree, 1e-12),
     )
     optimiser = la.Optimiser()
     optimiser.set_rng_seed(SEED)
-    if initial is None:
+    if until_stable:
         optimiser.optimise_partition(partition, n_iterations=-1)
-        return list(partition.membership)
+        return partition
     for _ in range(MAX_ITERATIONS):
         if optimiser.optimise_partition(partition, n_iterations=1) == 0:
             break
-    return list(partition.membership)
+    return partition
 
 
 def new_cluster_id(members: Sequence[str]) -> str:

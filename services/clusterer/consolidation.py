@@ -349,10 +349,11 @@ def plan_communities(
         node_count,
         edges,
         weights,
-        None if from_scratch else initial.tolist(),
+        initial.tolist(),
         sizes,
         scaled_resolution(resolution, len(graph.ids)),
         float(degrees.sum()),
+        from_scratch,
     )
     wanted = reconcile(items, current, [membership[node] for node in node_of.tolist()])
     return [(i, o, w) for i, o, w in zip(items, current, wanted, strict=True) if o != w]
