@@ -71,7 +71,7 @@ def measure(size: int, full: bool) -> None:
         rows = np.flatnonzero(np.isin(clusters, np.unique(clusters[near])))
     owners = {graph.ids[row]: f"c{clusters[row]}" for row in rows.tolist()}
     free = {graph.ids[row] for row in near.tolist()}
-    moves = plan_communities(graph, owners, free, DEFAULTS["minilm"].resolution)
+    moves = plan_communities(graph, owners, free, DEFAULTS["minilm"].resolution, from_scratch=full)
     seconds = time.perf_counter() - started
     placed = sum(1 for item, _, _ in moves if graph.row[item] >= size)
     print(

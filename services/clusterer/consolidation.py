@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 
 from services.clusterer.assignment import ClusterState
 from services.clusterer.cluster_store import ClusterStore
-from services.clusterer.communities import detect, reconcile, scaled_resolution
+from services.clusterer.communities import FROM_SCRATCH_NODES, detect, reconcile, scaled_resolution
 from services.clusterer.embedders.base import Embedder
 from services.clusterer.keywords import cluster_keywords
 from services.clusterer.lock import RedisLock
@@ -144,16 +144,17 @@ class Consolidator:
         cursor = await self._redis.get(self._cursor_keys[kind]) or START
         if not _after(graph.last_entry.decode(), cursor) and not (full and graph.ids):
             return None
-        touched = range(len(graph.ids)) if full else graph.nodes_after(cursor)
+        whole = full or (kind is TextKind.NATURAL and len(graph.ids) <= FROM_SCRATCH_NODES)
+        touched = range(len(graph.ids)) if whole else graph.nodes_after(cursor)
         while kind is TextKind.NATURAL and any(row not in graph.refreshed for row in touched):
             await self._refresh_edges(graph, touched)  # items may arrive meanwhile: refresh them too
-            touched = range(len(graph.ids)) if full else graph.nodes_after(cursor)
+            touched = range(len(graph.ids)) if whole else graph.nodes_after(cursor)
         head = graph.last_entry.decode()
         region = await self._region(graph, touched)
         if kind is TextKind.MACHINE:
             moves = await self._plan_merges(graph, region)
         else:
-            moves = self._plan_communities(graph, region)
+            moves = self._plan_communities(graph, region, from_scratch=whole)
         moved, created, deleted = await self._commit(kind, head, moves, region)
         result = PassResult(kind, len(region.owners), moved, created, deleted, time.perf_counter() - started)
         log.info(
@@ -200,8 +201,9 @@ class Consolidator:
         owners = await self._store.owners(sorted(set().union(*member_sets)))
         return _Region(owners, members, {graph.ids[row] for row in rows.tolist()})
 
-    def _plan_communities(self, graph: GraphReplica, region: _Region) -> list[Move]:
-        return plan_communities(graph, region.owners, region.free, self._profiles.natural.resolution)
+    def _plan_communities(self, graph: GraphReplica, region: _Region, from_scratch: bool) -> list[Move]:
+        resolution = self._profiles.natural.resolution
+        return plan_communities(graph, region.owners, region.free, resolution, from_scratch)
 
     async def _plan_merges(self, graph: GraphReplica, region: _Region) -> list[Move]:
         """Average linkage between touched clusters that share a graph edge."""
@@ -305,19 +307,26 @@ class Consolidator:
 
 
 def plan_communities(
-    graph: GraphReplica, owners: dict[str, str], free: set[str], resolution: float
+    graph: GraphReplica,
+    owners: dict[str, str],
+    free: set[str],
+    resolution: float,
+    from_scratch: bool = False,
 ) -> list[Move]:
     """Leiden over the region `owners` (item -> current cluster), started from the current
     clusters. Items in `free` (the touched ones and their neighbours) move one by one; the rest
     of each cluster moves as ONE node (its members' edges and degrees summed), so an incremental
-    pass stays small however large the clusters are, yet whole clusters can still merge. Members
-    that are not in the graph (clustered before it existed) stay put."""
+    pass stays small however large the clusters are, yet whole clusters can still merge.
+    `from_scratch` (a full pass, or a graph small enough to re-detect whole): every item moves
+    one by one and Leiden starts from singletons, so clusters fixed by an earlier pass over a
+    partial graph do not survive as whole nodes; the current clusters then only name the result.
+    Members that are not in the graph (clustered before it existed) stay put."""
     items = [item_id for item_id in owners if item_id in graph.row]
     if not items:
         return []
     current = [owners[item_id] for item_id in items]
     numbering = {cluster_id: n for n, cluster_id in enumerate(sorted(set(current)))}
-    single = [i for i, item_id in enumerate(items) if item_id in free]
+    single = [i for i, item_id in enumerate(items) if from_scratch or item_id in free]
     node_of = np.full(len(items), -1, dtype=np.int64)
     node_of[single] = np.arange(len(single))
     cores = sorted({numbering[current[i]] for i in range(len(items)) if node_of[i] < 0})
@@ -344,6 +353,7 @@ def plan_communities(
         sizes,
         scaled_resolution(resolution, len(graph.ids)),
         float(degrees.sum()),
+        from_scratch,
     )
     wanted = reconcile(items, current, [membership[node] for node in node_of.tolist()])
     return [(i, o, w) for i, o, w in zip(items, current, wanted, strict=True) if o != w]

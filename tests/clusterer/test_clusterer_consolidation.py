@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.clusterer.communities import REFERENCE_NODES, reconcile, scaled_resolution
-from services.clusterer.consolidation import Consolidator, build_consolidator
+from services.clusterer.consolidation import Consolidator, build_consolidator, plan_communities
 from services.clusterer.neighbour_graph import BatchEdges, GraphReplica, append_edges
 from services.clusterer.thresholds import TextKind
 from services.clusterer.vector_index.redis_index import binary_client
@@ -80,6 +80,43 @@ async def test_graph_writes_are_idempotent_and_shared_by_replicas(redis: Redis, 
     assert replica.degrees().tolist() == [pytest.approx(0.9), pytest.approx(0.9)]
 
 
+async def two_cliques(redis: Redis, keys: Keys) -> GraphReplica:
+    """Items a0-a4 and b0-b4, strongly linked within each group, one weak link between them."""
+    binary = binary_client(redis)
+    graph = GraphReplica(binary, keys.neighbour_graph("test", TextKind.NATURAL))
+    groups = [[f"{g}{n}" for n in range(5)] for g in "ab"]
+    edges = BatchEdges(nodes=groups[0] + groups[1])
+    for group in groups:
+        for n, item in enumerate(group):
+            for other in group[:n]:
+                edges.add(item, other, 0.9)
+    edges.add("b0", "a0", 0.1)
+    await append_edges(binary, graph.key, edges)
+    await graph.sync()
+    return graph
+
+
+def partition(owners: dict[str, str], moves: list[tuple[str, str, str]]) -> set[frozenset[str]]:
+    after = dict(owners) | {item: target for item, _, target in moves}
+    return {frozenset(i for i in after if after[i] == cluster) for cluster in set(after.values())}
+
+
+async def test_a_pass_from_scratch_undoes_clusters_an_earlier_pass_fixed(redis: Redis, keys: Keys) -> None:
+    """A pass over a partial graph (mid-drain) may leave clusters that mix two topics. An
+    incremental pass moves such a cluster only as one node, so nothing untangles it; a pass from
+    scratch finds the graph's communities whatever the clusters were, and names them after the
+    clusters they overlap most."""
+    graph = await two_cliques(redis, keys)
+    mixed = {i: ("X" if i[1] in "01" else "Y") for i in graph.ids}  # each cluster half a, half b
+    cliques = {frozenset(f"{g}{n}" for n in range(5)) for g in "ab"}
+    assert partition(mixed, plan_communities(graph, mixed, set(), 1.0)) != cliques, "X and Y: two nodes"
+    assert partition(mixed, plan_communities(graph, mixed, set(), 1.0, from_scratch=True)) == cliques
+    other = {i: ("P" if i in {"a0", "b4"} else "Q") for i in graph.ids}
+    assert partition(other, plan_communities(graph, other, set(), 1.0, from_scratch=True)) == cliques
+    settled = {i: ("A" if i[0] == "a" else "B") for i in graph.ids}
+    assert plan_communities(graph, settled, set(), 1.0, from_scratch=True) == [], "right clusters stay"
+
+
 async def test_the_clusterer_writes_one_graph_entry_per_batch_and_kind(
     redis: Redis, keys: Keys, settings: Settings
 ) -> None:
@@ -137,6 +174,22 @@ async def test_unchanged_communities_keep_their_ids_when_another_grows(
     assert {cid: items for cid, items in second.items() if cid not in grown} == {
         cid: items for cid, items in first.items() if cid not in grown
     }
+
+
+async def test_every_pass_over_a_small_graph_re_decides_all_of_it(
+    redis: Redis, keys: Keys, settings: Settings
+) -> None:
+    """Below FROM_SCRATCH_NODES a pass is a full one, so the pass after a drain lands where a fresh
+    full pass would, whatever passes ran during it."""
+    ids = await seed_items(redis, keys, topic_titles())
+    tuned = passes(settings)
+    await cluster(redis, keys, tuned)
+    consolidator = build_consolidator(tuned, redis, keys)
+    await consolidator.run()
+    more = await seed_items(redis, keys, ["zebra quartz"])  # no word in common: no graph neighbour
+    await cluster(redis, keys, tuned)
+    [result] = await consolidator.run()
+    assert result.region == len(ids + more)
 
 
 async def test_a_pass_that_loses_its_lock_before_the_commit_writes_nothing(
