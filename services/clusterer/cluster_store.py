@@ -37,6 +37,17 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+def _initial_fields(state: ClusterState, titles: dict[str, str], now: str) -> dict[str, str]:
+    """Written only when the cluster hash is new: a later write never overwrites a label."""
+    return {
+        ClusterField.ID: state.id,
+        ClusterField.TITLE: titles.get(state.central_item, ""),
+        ClusterField.SUMMARY: "",
+        ClusterField.STATUS: NEW_STATUS,
+        ClusterField.CREATED_AT: state.created_at or now,
+    }
+
+
 def _state_fields(state: ClusterState, now: str) -> dict[str, str]:
     """The fields an assignment or merge rewrites; `size` comes from SCARD inside the script."""
     return {
@@ -127,13 +138,7 @@ class ClusterStore:
             "items_key": self._keys.cluster_items(state.id),
             "items": items,
             "fields": _state_fields(state, now),
-            "initial": {
-                ClusterField.ID: state.id,
-                ClusterField.TITLE: titles.get(state.central_item, ""),
-                ClusterField.SUMMARY: "",
-                ClusterField.STATUS: NEW_STATUS,
-                ClusterField.CREATED_AT: state.created_at or now,
-            },
+            "initial": _initial_fields(state, titles, now),
             "created_score": _epoch(state.created_at or now),
         }
 
@@ -208,13 +213,7 @@ class ClusterStore:
                 {
                     **self._ref(state.id),
                     "fields": _state_fields(state, now),
-                    "initial": {
-                        ClusterField.ID: state.id,
-                        ClusterField.TITLE: titles.get(state.central_item, ""),
-                        ClusterField.SUMMARY: "",
-                        ClusterField.STATUS: NEW_STATUS,
-                        ClusterField.CREATED_AT: state.created_at or now,
-                    },
+                    "initial": _initial_fields(state, titles, now),
                     "created_score": _epoch(state.created_at or now),
                 }
                 for state in states

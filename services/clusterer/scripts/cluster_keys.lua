@@ -27,6 +27,17 @@ local function write_cluster(c, fields)
   return size
 end
 
+-- A cluster as the caller planned it: fields set once at birth (HSETNX keeps a summarizer's label),
+-- the planned fields and size, and its place in every index.
+local function upsert_cluster(c)
+  for name, value in pairs(c.initial) do
+    redis.call('HSETNX', c.key, name, value)
+  end
+  write_cluster(c, c.fields)
+  redis.call('SADD', all_key, c.id)
+  redis.call('ZADD', by_created_key, 'NX', c.created_score, c.id)
+end
+
 local function drop_cluster(c)
   redis.call('DEL', c.key, c.items_key)
   redis.call('SREM', all_key, c.id)

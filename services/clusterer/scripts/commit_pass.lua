@@ -27,12 +27,7 @@ for _, move in ipairs(doc.moves) do
 end
 
 for _, c in ipairs(doc.clusters) do
-  for name, value in pairs(c.initial) do
-    redis.call('HSETNX', c.key, name, value)
-  end
-  write_cluster(c, c.fields)
-  redis.call('SADD', all_key, c.id)
-  redis.call('ZADD', by_created_key, 'NX', c.created_score, c.id)
+  upsert_cluster(c)
 end
 
 local deleted = 0

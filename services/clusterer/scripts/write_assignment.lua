@@ -14,12 +14,7 @@ end
 
 for _, c in ipairs(doc.clusters) do
   redis.call('SADD', c.items_key, unpack(c.items))
-  for name, value in pairs(c.initial) do
-    redis.call('HSETNX', c.key, name, value)
-  end
-  write_cluster(c, c.fields)
-  redis.call('SADD', all_key, c.id)
-  redis.call('ZADD', by_created_key, 'NX', c.created_score, c.id)
+  upsert_cluster(c)
 end
 
 for _, item in ipairs(doc.items) do
