@@ -102,9 +102,11 @@ class FeedbackItem(BaseModel):
         dashboard parses."""
         fields: dict[str, str] = {}
         for name, value in self.__dict__.items():  # the field values, without a serialization pass
-            if value is None:
+            if type(value) is str:  # most fields: checked first, as this runs once per ingested event
+                fields[name] = value
+            elif value is None:
                 continue
-            if name == "metadata":
+            elif name == "metadata":
                 fields[name] = json.dumps(value, separators=(",", ":"), default=str) if value else "{}"
             elif name == "created_at":
                 fields[name] = value.isoformat()
