@@ -39,15 +39,19 @@ def item_id_for(source: str, external_id: str | None, entry_id: str, idempotency
     return uuid5_text(name)
 
 
-_NAMESPACE_BYTES = ITEM_NAMESPACE.bytes
-_VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits of the 17th hex digit are 10
+_NAMESPACE_HASH = hashlib.sha1(ITEM_NAMESPACE.bytes)
+# RFC 4122 variant: the top two bits of the 17th hex digit are 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) % 4] for digit in "0123456789abcdef"}
 
 
 def uuid5_text(name: str) -> str:
     """`str(uuid.uuid5(ITEM_NAMESPACE, name))`, formatted straight from the SHA-1 hex digest: the
-    ingest worker derives one id per event, and `uuid.UUID`'s checks cost more than the hash."""
-    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+    ingest worker derives one id per event, and `uuid.UUID`'s checks cost more than the hash. The
+    namespace is hashed once and the hash copied, instead of hashing it again for every name."""
+    digest = _NAMESPACE_HASH.copy()
+    digest.update(name.encode())
+    h = digest.hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def nesting_depth(value: Any) -> int:
@@ -102,9 +106,11 @@ class FeedbackItem(BaseModel):
         dashboard parses."""
         fields: dict[str, str] = {}
         for name, value in self.__dict__.items():  # the field values, without a serialization pass
-            if value is None:
+            if type(value) is str:  # most fields: checked first, as this runs once per ingested event
+                fields[name] = value
+            elif value is None:
                 continue
-            if name == "metadata":
+            elif name == "metadata":
                 fields[name] = json.dumps(value, separators=(",", ":"), default=str) if value else "{}"
             elif name == "created_at":
                 fields[name] = value.isoformat()

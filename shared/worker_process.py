@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from redis.asyncio import Redis
@@ -27,6 +28,9 @@ async def serve_worker(settings: Settings, redis: Redis, consumer: StreamConsume
         settings, lambda: consumer.last_beat, settings.heartbeat_stale_seconds, ready=redis_reachable
     )
     log.info("health endpoint listening", extra={"port": health.port})
+    # What exists by now (imported modules, settings, clients) lives as long as the process: frozen,
+    # the collector stops walking it on every full collection a busy consumer loop triggers.
+    gc.freeze()
     try:
         await run_until_stopped(consumer)
     finally:

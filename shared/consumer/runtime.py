@@ -301,16 +301,21 @@ class StreamConsumer:
         """Ack what succeeded and remember why the rest failed, in one round trip."""
         if not done and not transient:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if done:
-                pipe.xack(self._config.stream, self._config.group, *[m.id for m in done])
-                # Only an entry delivered before (or of unknown history) can have an error on record.
-                retried = [m.id for m in done if m.deliveries != 1]
+        acked = [m.id for m in done]
+        # Only an entry delivered before (or of unknown history) can have an error on record.
+        retried = [m.id for m in done if m.deliveries != 1]
+        if not retried and not transient:
+            # The usual batch: a lone XACK needs no MULTI/EXEC around it.
+            await self._redis.xack(self._config.stream, self._config.group, *acked)
+        else:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if acked:
+                    pipe.xack(self._config.stream, self._config.group, *acked)
                 if retried:
                     pipe.hdel(self._config.keys.errors, *retried)
-            if transient:
-                pipe.hset(self._config.keys.errors, mapping=transient)
-            await pipe.execute()
+                if transient:
+                    pipe.hset(self._config.keys.errors, mapping=transient)
+                await pipe.execute()
         now_ms = time.time() * 1000
         e2e = metrics.end_to_end_seconds.labels(**self._labels)
         for message in done:

@@ -44,12 +44,10 @@ FEEDBACK_PAYLOAD: TypeAdapter[FeedbackPayload] = TypeAdapter(FeedbackPayload)
 
 def normalize_feedback(payload: Any, context: EventContext) -> Normalized:
     feedback = parse_payload(FEEDBACK_PAYLOAD, payload)
-    fields = feedback.model_dump(exclude={"created_at", "title"})
-    return Normalized(
-        FeedbackItem(
-            **fields,
-            id=context.item_id(feedback.source, feedback.external_id),
-            title=feedback.title.strip() or feedback.body.strip()[:TITLE_LIMIT],
-            created_at=feedback.created_at or context.received_at,
-        )
-    )
+    # The validated values as they are: `model_dump` would copy them all (a third of this
+    # function's cost, paid once per ingested event) only for FeedbackItem to copy them again.
+    fields = dict(feedback.__dict__)
+    fields["id"] = context.item_id(feedback.source, feedback.external_id)
+    fields["title"] = feedback.title.strip() or feedback.body.strip()[:TITLE_LIMIT]
+    fields["created_at"] = feedback.created_at or context.received_at
+    return Normalized(FeedbackItem(**fields))
