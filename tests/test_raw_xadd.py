@@ -18,9 +18,9 @@ from shared.keys import Keys, NewItemField
 from shared.models import item_id_for
 from shared.settings import Settings
 from tests.support.paths import REPO_ROOT
+from tests.support.waiting import run_consumers
 
 STREAMS_DOC = REPO_ROOT / "docs" / "streams.md"
-PATIENCE_SECONDS = 30
 
 
 def documented(command_start: str) -> list[str]:
@@ -62,16 +62,7 @@ async def run_pipeline_until(redis: Redis, settings: Settings, item_id: str) -> 
         build_ingest_consumer(settings, redis, keys),
         build_clusterer_consumer(settings, redis, keys),
     ]
-    tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
-    deadline = asyncio.get_running_loop().time() + PATIENCE_SECONDS
-    try:
-        while not await clustered(redis, keys, item_id):
-            assert asyncio.get_running_loop().time() < deadline, "the item was never clustered"
-            await asyncio.sleep(0.05)
-    finally:
-        for consumer in consumers:
-            consumer.stop()
-        await asyncio.gather(*tasks)
+    await run_consumers(consumers, lambda: clustered(redis, keys, item_id))
 
 
 async def test_an_event_published_with_raw_xadd_is_stored_clustered_and_seen_by_a_group_of_ones_own(

@@ -15,7 +15,8 @@ from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.clusters import ClusterField
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers
+from tests.clusterer.test_clusterer_worker import drained
+from tests.support.waiting import run_consumers
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from services.clusterer.worker import build_clusterer_consumer
 from shared.keys import SCHEMA_VERSION, Keys, NewItemField
 from shared.models import FeedbackItem, item_id_for
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers
+from tests.clusterer.test_clusterer_worker import drained
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.waiting import run_consumers
 
 
 async def seed_error(redis: Redis, keys: Keys, title: str, fingerprint: list[str]) -> str:

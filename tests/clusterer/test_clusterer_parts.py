@@ -19,8 +19,9 @@ from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers
+from tests.clusterer.test_clusterer_worker import drained
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.waiting import run_consumers
 
 
 async def test_lock_is_exclusive_and_only_its_owner_releases_it(redis: Redis) -> None:

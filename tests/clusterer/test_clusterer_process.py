@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
-from tests.clusterer.test_clusterer_worker import drained, eventually
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.drained import drained
+from tests.support.waiting import eventually
 
 SOULCASTER = str(Path(sys.executable).with_name("soulcaster"))
 

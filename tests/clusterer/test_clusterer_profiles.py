@@ -14,8 +14,9 @@ from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers, snapshot
+from tests.clusterer.test_clusterer_worker import drained, snapshot
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.waiting import run_consumers
 
 PROFILES = Profiles(
     natural=Thresholds(join=0.70, resolution=5.0),

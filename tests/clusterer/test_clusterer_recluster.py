@@ -17,9 +17,10 @@ from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers
+from tests.clusterer.test_clusterer_worker import drained
 from tests.shared.test_operator_commands import soulcaster
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
+from tests.support.waiting import run_consumers
 
 
 async def seed_indexed(redis: Redis, keys: Keys, titles: list[str], source: str) -> list[str]:

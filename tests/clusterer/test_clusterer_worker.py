@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from redis.asyncio import Redis
@@ -12,22 +12,11 @@ from services.clusterer.assignment import cluster_id_for
 from services.clusterer.embedders.hashing import HashingEmbedder
 from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
-from shared.consumer import StreamConsumer
 from shared.keys import Keys
 from shared.settings import Settings
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
 from tests.support.drained import drained
-from tests.support.waiting import eventually
-
-
-async def run_consumers(consumers: Sequence[StreamConsumer], until: Callable[[], Awaitable[bool]]) -> None:
-    tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
-    try:
-        await eventually(until, "the consumers to finish")
-    finally:
-        for consumer in consumers:
-            consumer.stop()
-        await asyncio.gather(*tasks)
+from tests.support.waiting import run_consumers
 
 
 async def test_batch_is_clustered_by_topic_with_every_key_in_agreement(

@@ -14,7 +14,8 @@ from shared.clusters import ClusterField, list_cluster_ids
 from shared.keys import Keys
 from shared.models import FeedbackItem
 from shared.settings import Settings
-from tests.clusterer.test_clusterer_worker import drained, run_consumers
+from tests.clusterer.test_clusterer_worker import drained
+from tests.support.waiting import run_consumers
 
 
 async def test_the_cluster_table_shows_each_clusters_keywords(

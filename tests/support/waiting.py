@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+from shared.consumer import StreamConsumer
 
 POLL_SECONDS = 0.02
 PATIENCE_SECONDS = 60.0
@@ -38,3 +40,14 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = PATIEN
     while not condition():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(POLL_SECONDS)
+
+
+async def run_consumers(consumers: Sequence[StreamConsumer], until: Callable[[], Awaitable[bool]]) -> None:
+    """Real consumers on their own tasks until `until` holds, then a graceful stop of every one."""
+    tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
+    try:
+        await eventually(until, "the consumers to finish")
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+        await asyncio.gather(*tasks)
