@@ -22,7 +22,8 @@ from bench.clusterer_run import BATCH, cluster_texts, throwaway_redis
 from bench.labelled_sets import banking77
 from services.clusterer.providers import build_embedder
 from services.clusterer.vector_index.base import VectorRecord
-from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
+from services.clusterer.vector_index.redis_index import RedisVectorIndex
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 
 SEARCH_SIZES = (10_000, 100_000)
@@ -45,7 +46,7 @@ async def throughput(url: str, family: str, count: int) -> None:
 
 
 async def search(url: str) -> None:
-    redis = binary_client(Redis.from_url(url))
+    redis = binary_twin(Redis.from_url(url))
     rng = np.random.default_rng(0)
     for size in SEARCH_SIZES:
         await redis.flushdb()

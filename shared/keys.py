@@ -6,8 +6,11 @@ nowhere. An optional prefix lets several deployments share one Redis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from shared.models import item_id_for
+from shared.partitions import SINGLE_NODE, Partitioning
 
 INGEST_GROUP = "ingest"
 CLUSTERER_GROUP = "clusterer"
@@ -28,6 +31,10 @@ class IngestField:
     # The producer's `Idempotency-Key` (`key#index` for a batch element); present only when sent.
     # Without an external id, the item id derives from it, so a retried request is a duplicate.
     IDEMPOTENCY_KEY = "idempotency_key"
+    # With several partitions: the item id the publisher routed the event by (its partition follows
+    # from it). Without an external id or idempotency key the item id is this one, minted by the
+    # publisher, instead of one derived from the entry id, which is known only after the append.
+    ITEM_ID = "item_id"
 
 
 class NewItemField:
@@ -123,60 +130,133 @@ class ProvenanceField:
     IMPORTED_FROM = "imported_from"  # `soulcaster import`: the entry's id in the exporting deployment
 
 
+CLUSTER_STATE_TAG = "clusters"
+"""The one hash tag of the clusterer's state: its scripts check the lock and write clusters, their
+indexes and the item-to-cluster map together, so they share a slot. Clusters gather items from every
+partition, so this state is not partitioned; its write rate is the clusterer's, far below ingest's."""
+
+
+class PartitionNotChosen(LookupError):
+    """A per-partition key asked of `Keys` covering several partitions: use `partition(i)` or
+    `for_item(id)` (a bug, never an input error)."""
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Key names under one deployment prefix."""
+    """Key names under one deployment prefix, on one partition (`partition`) or all of them.
+
+    Untagged (the single-node default) every key keeps its historic name. Tagged (Redis Cluster, or
+    several partitions), a key's hash tag comes right after the prefix, before any id, so a brace
+    inside an id can never steer its slot:
+    - per item and per partition (`feedback:*`, the ingest and new-item streams, outcome hashes):
+      the partition's tag, `{p1.7}:feedback:<id>`; an item's partition follows from its id;
+    - the clusterer's state (`cluster:*`, `clusters:*`, the lock, vectors, graph, fingerprints):
+      `{clusters}:cluster:<id>`;
+    - the request streams: their own name, `{stream:poll:requests}`, so each stream, its DLQ and its
+      bookkeeping share a slot;
+    - configuration and the dev lock: untagged, single-key commands only.
+    """
 
     prefix: str = ""
+    partitioning: Partitioning = SINGLE_NODE
+    chosen: int | None = None
 
     def _k(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    # feedback items
+    def _tagged(self, tag: str, name: str) -> str:
+        return f"{self.prefix}{{{tag}}}:{name}" if tag else f"{self.prefix}{name}"
+
+    def _in_partition(self, name: str) -> str:
+        return self._tagged(self.partitioning.tag(self.index), name)
+
+    def _of_item(self, item_id: str, name: str) -> str:
+        if not self.partitioning.tagged:
+            return self._k(name)
+        return self._tagged(self.partitioning.tag(self.partitioning.of(item_id)), name)
+
+    def _cluster_state(self, name: str) -> str:
+        return self._tagged(CLUSTER_STATE_TAG if self.partitioning.tagged else "", name)
+
+    def _own_slot(self, name: str) -> str:
+        return f"{self.prefix}{{{name}}}" if self.partitioning.tagged else self._k(name)
+
+    # partitions
+    @property
+    def index(self) -> int:
+        """The chosen partition; with a single partition, that one."""
+        if self.chosen is not None:
+            return self.chosen
+        if self.partitioning.count == 1:
+            return 0
+        raise PartitionNotChosen(f"{self.partitioning.count} partitions: choose one before naming its keys")
+
+    def partition(self, index: int) -> Keys:
+        self.partitioning.tag(index)  # validates the index
+        return replace(self, chosen=index)
+
+    def for_item(self, item_id: str) -> Keys:
+        return self.partition(self.partitioning.of(item_id))
+
+    @property
+    def partitions(self) -> tuple[Keys, ...]:
+        """Every partition, in order: what a reader that spans them loops over."""
+        return tuple(self.partition(index) for index in self.partitioning.all)
+
+    # feedback items: a partition each, found from the item id
     def feedback(self, item_id: str) -> str:
-        return self._k(f"feedback:{item_id}")
+        return self._of_item(item_id, f"feedback:{item_id}")
+
+    def feedback_prefix(self) -> str:
+        """The item-hash prefix of the chosen partition: scripts find an item's id after it."""
+        return self._in_partition("feedback:")
+
+    def feedback_external(self, source: str, external_id: str, item_id: str = "") -> str:
+        """The dedupe key of `(source, external_id)`, in the partition of the item id derived from
+        them; a caller with that id at hand passes it, saving a hash per event."""
+        name = f"feedback:external:{source}:{external_id}"
+        if not self.partitioning.tagged:
+            return self._k(name)
+        return self._of_item(item_id or item_id_for(source, external_id, ""), name)
 
     @property
     def feedback_created(self) -> str:
-        return self._k("feedback:created")
+        return self._in_partition("feedback:created")
 
     def feedback_source(self, source: str) -> str:
-        return self._k(f"feedback:source:{source}")
-
-    def feedback_external(self, source: str, external_id: str) -> str:
-        return self._k(f"feedback:external:{source}:{external_id}")
+        return self._in_partition(f"feedback:source:{source}")
 
     @property
     def feedback_sources(self) -> str:
         """Every source that has items: a set the write script adds to, so `/stats` never scans keys."""
-        return self._k("feedback:sources")
+        return self._in_partition("feedback:sources")
 
     @property
     def unclustered(self) -> str:
-        return self._k("feedback:unclustered")
+        return self._in_partition("feedback:unclustered")
 
-    # clusters
+    # clusters: one slot for all of the clusterer's state
     def cluster(self, cluster_id: str) -> str:
-        return self._k(f"cluster:{cluster_id}")
+        return self._cluster_state(f"cluster:{cluster_id}")
 
     def cluster_items(self, cluster_id: str) -> str:
-        return self._k(f"cluster:items:{cluster_id}")
+        return self._cluster_state(f"cluster:items:{cluster_id}")
 
     @property
     def clusters_all(self) -> str:
-        return self._k("clusters:all")
+        return self._cluster_state("clusters:all")
 
     @property
     def clusters_by_size(self) -> str:
-        return self._k("clusters:by_size")
+        return self._cluster_state("clusters:by_size")
 
     @property
     def clusters_by_created(self) -> str:
-        return self._k("clusters:by_created")
+        return self._cluster_state("clusters:by_created")
 
     @property
     def cluster_lock(self) -> str:
-        return self._k("cluster:lock")
+        return self._cluster_state("cluster:lock")
 
     @property
     def dev_run_lock(self) -> str:
@@ -184,19 +264,19 @@ class Keys:
         return self._k("lock:dev-run")
 
     def vectors(self, index_name: str) -> str:
-        return self._k(f"vectors:{index_name}")
+        return self._cluster_state(f"vectors:{index_name}")
 
     def neighbour_graph(self, index_name: str, kind: str) -> str:
         """Append-only log of neighbour edges, one per embedder (index) and text kind."""
-        return self._k(f"graph:{index_name}:{kind}")
+        return self._cluster_state(f"graph:{index_name}:{kind}")
 
     def error_group(self, fingerprint: str) -> str:
         """The first item seen with an error fingerprint: its cluster is the group's cluster."""
-        return self._k(f"fingerprint:{fingerprint}")
+        return self._cluster_state(f"fingerprint:{fingerprint}")
 
     def graph_consolidated(self, index_name: str, kind: str) -> str:
         """The last graph log entry a consolidation pass has taken into account."""
-        return self._k(f"graph:consolidated:{index_name}:{kind}")
+        return self._cluster_state(f"graph:consolidated:{index_name}:{kind}")
 
     # configuration
     @property
@@ -210,34 +290,43 @@ class Keys:
     # streams
     @property
     def ingest_stream(self) -> str:
-        return self._k("stream:ingest")
+        return self._in_partition("stream:ingest")
 
     @property
     def ingest_dlq(self) -> str:
-        return self._k("stream:ingest:dlq")
+        return self.dead_letter_stream(self.ingest_stream)
 
     @property
     def new_item_stream(self) -> str:
-        return self._k("stream:feedback:new")
+        return self._in_partition("stream:feedback:new")
 
     @property
     def new_item_dlq(self) -> str:
-        return self._k("stream:feedback:new:dlq")
+        return self.dead_letter_stream(self.new_item_stream)
 
     @property
     def poll_requests_stream(self) -> str:
-        return self._k("stream:poll:requests")
+        return self._own_slot("stream:poll:requests")
 
     @property
     def github_sync_requests_stream(self) -> str:
-        return self._k("stream:github:sync:requests")
+        return self._own_slot("stream:github:sync:requests")
+
+    @property
+    def ingest_streams(self) -> tuple[str, ...]:
+        return tuple(keys.ingest_stream for keys in self.partitions)
+
+    @property
+    def new_item_streams(self) -> tuple[str, ...]:
+        return tuple(keys.new_item_stream for keys in self.partitions)
 
     @property
     def consumed_streams(self) -> tuple[str, ...]:
-        """Every stream a consumer group reads: what the janitor trims and `soulcaster streams` shows."""
+        """Every stream a consumer group reads, every partition's: what the janitor trims and
+        `soulcaster streams` shows."""
         return (
-            self.ingest_stream,
-            self.new_item_stream,
+            *self.ingest_streams,
+            *self.new_item_streams,
             self.poll_requests_stream,
             self.github_sync_requests_stream,
         )
@@ -247,10 +336,10 @@ class Keys:
 
     # consumer runtime bookkeeping
     def event_outcomes(self, entry_id: str) -> str:
-        """The hour's hash of what became of ingest entries (field: the entry id), for `GET
-        /ingest/events/{id}`: one field per event, expiring an hour at a time, not a key per event."""
+        """The hour's hash of what became of the chosen partition's ingest entries (field: the entry
+        id), for `GET /ingest/events/{id}`: one field per event, expiring an hour at a time."""
         hour = int(entry_id.split("-", 1)[0]) // 3_600_000
-        return self._k(f"ingest:events:{hour}")
+        return self._in_partition(f"ingest:events:{hour}")
 
     def last_errors(self, stream: str, group: str) -> str:
         """The last failure per pending entry, so a dead letter can say why it died."""

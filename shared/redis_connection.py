@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import cast
+
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -16,7 +19,7 @@ retry runs on a fresh connection. The later ones, with backoff, ride out a serve
 
 
 def connect(settings: Settings) -> Redis:
-    """A client for `redis://`, `rediss://` or `unix://` URLs.
+    """A client for `redis://`, `rediss://` or `unix://` URLs; with `REDIS_CLUSTER`, a cluster client.
 
     The socket timeout must outlast the longest blocking read (`XREADGROUP BLOCK`), or an idle
     stream would look like a dead server; it is raised to fit when configured too low.
@@ -28,6 +31,8 @@ def connect(settings: Settings) -> Redis:
     client but returns the coroutine before it fails, so nothing is ever retried (redis-py #4262).
     """
     socket_timeout = max(settings.redis_socket_timeout_seconds, settings.read_block_ms / 1000 + 5)
+    if settings.redis_cluster:
+        return connect_cluster(settings, socket_timeout)
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
@@ -40,3 +45,45 @@ def connect(settings: Settings) -> Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis.from_pool(pool)
+
+
+def connect_cluster(settings: Settings, socket_timeout: float) -> Redis:
+    """redis-py's cluster client, from any node's URL: it learns the slot map and follows `MOVED`
+    and `ASK` through a reshard. `REDIS_MAX_CONNECTIONS` applies per node.
+
+    Typed as `Redis`: the cluster client speaks the same commands, routed by key. The few places
+    that differ (a raw packed command, a binary twin, a multi-key read) ask `is_cluster` first.
+    """
+    client = RedisCluster.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return cast(Redis, client)
+
+
+def is_cluster(redis: Redis) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+def binary_twin(redis: Redis) -> Redis:
+    """A client on the same server (or cluster) whose replies stay bytes: raw float32 vectors."""
+    if isinstance(redis, RedisCluster):
+        nodes = [ClusterNode(node.host, node.port) for node in redis.get_nodes()]
+        kwargs = redis.get_connection_kwargs()
+        twin = RedisCluster(
+            startup_nodes=nodes,
+            decode_responses=False,
+            socket_timeout=kwargs.get("socket_timeout"),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+        )
+        return cast(Redis, twin)
+    pool = redis.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs))

@@ -11,10 +11,12 @@ import socket
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.keys import Keys
 from shared.models import METADATA_READ_DEPTH
+from shared.partitions import MAX_PARTITIONS, Partitioning, parse_partition_set
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
     # Connections per process; a burst beyond them waits up to the pool timeout for a free one.
     redis_max_connections: int = 100
     redis_pool_timeout_seconds: float = 10.0
+    # Redis Cluster (docs/scaling.md): REDIS_URL names any node. Partitions split the ingest and
+    # new-item streams and every item's keys by item id; fixed once (changing it re-routes items).
+    redis_cluster: bool = False
+    ingest_partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
+    # The partitions this process consumes ("" = all; ranges such as "0-3,7").
+    ingest_partitions_owned: str = ""
 
     # HTTP API
     api_host: str = "127.0.0.1"
@@ -111,6 +119,28 @@ class Settings(BaseSettings):
     github_token: str = ""
     github_api_url: str = "https://api.github.com"
     github_sync_interval_seconds: float = 600.0
+
+    @model_validator(mode="after")
+    def _check_partitions(self) -> Settings:
+        if self.redis_cluster and ("{" in self.key_prefix or "}" in self.key_prefix):
+            raise ValueError(
+                "SOULCASTER_KEY_PREFIX may not hold { or } in cluster mode: it would tag every key"
+            )
+        parse_partition_set(self.ingest_partitions_owned, self.ingest_partitions)
+        return self
+
+    @property
+    def partitioning(self) -> Partitioning:
+        return Partitioning(self.ingest_partitions, tagged=self.redis_cluster or self.ingest_partitions > 1)
+
+    def keys(self) -> Keys:
+        """Every key name this deployment uses: its prefix and partitioning."""
+        return Keys(self.key_prefix, self.partitioning)
+
+    @property
+    def owned_partitions(self) -> list[int]:
+        """The partitions this process's consumers read (`INGEST_PARTITIONS_OWNED`)."""
+        return parse_partition_set(self.ingest_partitions_owned, self.ingest_partitions)
 
     @field_validator(
         "ingest_api_keys",

@@ -24,7 +24,6 @@ from services.api.openapi_document import openapi_builder
 from services.api.request_id import RequestIdMiddleware
 from services.api.request_metrics import RequestMetricsMiddleware
 from services.api.resources import AppResources
-from shared.keys import Keys
 from shared.publisher import IngestPublisher
 from shared.redis_connection import connect
 from shared.settings import Settings, get_settings
@@ -50,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
-        keys = Keys(settings.key_prefix)
+        keys = settings.keys()
         app.state.resources = AppResources(
             settings, keys, redis, IngestPublisher(redis, keys, producer="api")
         )

@@ -154,7 +154,7 @@ class ClusterStore:
         recomputed state of the others) and re-enqueue `item_ids`. Returns (re-enqueued, deleted)."""
         doc = {
             "token": token,
-            "feedback_prefix": self._keys.feedback(""),
+            "feedback_prefix": self._keys.feedback_prefix(),
             "version": SCHEMA_VERSION,
             "event_fields": {
                 "version": NewItemField.VERSION,
@@ -199,7 +199,7 @@ class ClusterStore:
         doc = {
             "token": token,
             "cursor": cursor[1],
-            "feedback_prefix": self._keys.feedback(""),
+            "feedback_prefix": self._keys.feedback_prefix(),
             "moves": [
                 {
                     "id": item_id,

@@ -44,17 +44,19 @@ def run_clusterer(args: argparse.Namespace) -> int:
     from services.clusterer.consolidation import build_consolidator
     from services.clusterer.providers import build_embedder, build_vector_index
     from services.clusterer.worker import build_clusterer_consumer
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
     from shared.worker_process import serve_worker
 
     settings = get_settings()
     redis = connect(settings)
-    keys = Keys(settings.key_prefix)
+    keys = settings.keys()
     embedder = build_embedder(settings)
     index = build_vector_index(settings, redis, keys, embedder)
-    consumer = build_clusterer_consumer(settings, redis, keys, embedder, index)
+    consumers = [
+        build_clusterer_consumer(settings, redis, keys.partition(i), embedder, index)
+        for i in settings.owned_partitions
+    ]
     consolidator = build_consolidator(settings, redis, keys, embedder, index)
 
     async def serve() -> None:
@@ -63,7 +65,7 @@ def run_clusterer(args: argparse.Namespace) -> int:
             asyncio.create_task(_consolidate_when_due(settings, consolidator)),
         ]
         try:
-            await serve_worker(settings, redis, consumer)
+            await serve_worker(settings, redis, consumers)
         finally:
             for task in background:
                 task.cancel()
@@ -78,13 +80,12 @@ async def _sweep_periodically(interval_seconds: float) -> None:
     """Jittered so replicas started together do not all sweep in the same instant; its own client,
     because the worker's is closed on shutdown. A failed sweep is logged and retried next time."""
     from services.clusterer.sweeper import Sweeper
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
 
     settings = get_settings()
     redis = connect(settings)
-    sweeper = Sweeper(redis, Keys(settings.key_prefix))
+    sweeper = Sweeper(redis, settings.keys())
     try:
         while True:
             await asyncio.sleep(interval_seconds * random.uniform(0.5, 1.0))
@@ -123,7 +124,6 @@ async def _consolidate_when_due(settings: Settings, consolidator: Consolidator) 
 
 def run_consolidate(args: argparse.Namespace) -> int:
     from services.clusterer.consolidation import build_consolidator, describe
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
 
@@ -131,7 +131,7 @@ def run_consolidate(args: argparse.Namespace) -> int:
         settings = get_settings()
         redis = connect(settings)
         try:
-            results = await build_consolidator(settings, redis, Keys(settings.key_prefix)).run(full=args.full)
+            results = await build_consolidator(settings, redis, settings.keys()).run(full=args.full)
         finally:
             await redis.aclose()
         print(describe(results))
@@ -142,7 +142,6 @@ def run_consolidate(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from services.clusterer.sweeper import Sweeper
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
 
@@ -150,7 +149,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         settings = get_settings()
         redis = connect(settings)
         try:
-            result = await Sweeper(redis, Keys(settings.key_prefix)).sweep()
+            result = await Sweeper(redis, settings.keys()).sweep()
         finally:
             await redis.aclose()
         print(f"re-enqueued {result.requeued}, dropped {result.dropped} missing items")
@@ -163,14 +162,13 @@ def run_recluster(args: argparse.Namespace) -> int:
     from services.clusterer.lock import RedisLock
     from services.clusterer.providers import build_embedder, build_vector_index
     from services.clusterer.recluster import Reclusterer
-    from shared.keys import Keys
     from shared.redis_connection import connect
     from shared.settings import get_settings
 
     async def recluster() -> None:
         settings = get_settings()
         redis = connect(settings)
-        keys = Keys(settings.key_prefix)
+        keys = settings.keys()
         lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
         try:
             if args.all:

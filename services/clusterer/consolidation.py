@@ -41,9 +41,9 @@ from services.clusterer.providers import build_embedder, build_summarizer, build
 from services.clusterer.summarizers.base import Summarizer
 from services.clusterer.thresholds import Profiles, TextKind, profiles_for
 from services.clusterer.vector_index.base import VectorIndex
-from services.clusterer.vector_index.redis_index import binary_client
 from shared.keys import Keys
 from shared.models import FeedbackItem
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Consolidator:
         self._summarizer = summarizer
         self._lock_wait = lock_wait_seconds
         self._store = ClusterStore(redis, keys, lock.key)
-        self._binary = binary = binary_client(redis)
+        self._binary = binary = binary_twin(redis)
         self._graph_keys = {kind: keys.neighbour_graph(index_name, kind) for kind in TextKind}
         self._cursor_keys = {kind: keys.graph_consolidated(index_name, kind) for kind in TextKind}
         self.graphs = {kind: GraphReplica(binary, self._graph_keys[kind]) for kind in TextKind}

@@ -62,9 +62,10 @@ def build_vector_index(settings: Settings, redis: Redis, keys: Keys, embedder: E
             retry=RetryPolicy.from_settings(settings),
             timeout_seconds=settings.provider_timeout_seconds,
         )
-    from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
+    from services.clusterer.vector_index.redis_index import RedisVectorIndex
+    from shared.redis_connection import binary_twin
 
-    return RedisVectorIndex(binary_client(redis), keys.vectors(embedder.name), embedder.dimensions)
+    return RedisVectorIndex(binary_twin(redis), keys.vectors(embedder.name), embedder.dimensions)
 
 
 def build_summarizer(settings: Settings) -> Summarizer:

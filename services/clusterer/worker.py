@@ -33,11 +33,11 @@ from services.clusterer.providers import build_embedder, build_summarizer, build
 from services.clusterer.summarizers.base import Summarizer
 from services.clusterer.thresholds import Profiles, profiles_for
 from services.clusterer.vector_index.base import Match, VectorIndex, VectorRecord
-from services.clusterer.vector_index.redis_index import binary_client
 from shared.consumer import Failures, InvalidPayload, PermanentError, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
 from shared.models import FeedbackItem, clustering_text
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ClusterWorker:
         options: ClusteringOptions,
     ) -> None:
         self._redis = redis
-        self._binary = binary_client(redis)
+        self._binary = binary_twin(redis)
         self._keys = keys
         self._embedder = embedder
         self._index = index

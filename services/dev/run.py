@@ -212,7 +212,7 @@ async def poll_reddit_once(settings: Settings, api_url: str, use_reddit: bool) -
 
 
 async def run_dev(settings: Settings, fresh: bool, serve: bool, use_reddit: bool = False) -> None:
-    keys = Keys(settings.key_prefix)
+    keys = settings.keys()
     redis = connect(settings)
     try:
         async with run_lock(redis, keys):

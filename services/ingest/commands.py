@@ -38,8 +38,9 @@ def run_ingest_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     redis = connect(settings)
-    consumer = build_ingest_consumer(settings, redis, Keys(settings.key_prefix))
-    asyncio.run(serve_worker(settings, redis, consumer))
+    keys = settings.keys()
+    consumers = [build_ingest_consumer(settings, redis, keys.partition(i)) for i in settings.owned_partitions]
+    asyncio.run(serve_worker(settings, redis, consumers))
     return 0
 
 

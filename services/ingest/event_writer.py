@@ -96,7 +96,7 @@ class EventWriter:
         global_keys = [keys.feedback_created, keys.unclustered, keys.new_item_stream, keys.feedback_sources]
         self._global_keys = resp_items(global_keys)
         self._global_key_count = len(global_keys)
-        self._global_args = [str(outcome_ttl_seconds), keys.feedback(""), SCHEMA_VERSION]
+        self._global_args = [str(outcome_ttl_seconds), keys.feedback_prefix(), SCHEMA_VERSION]
 
     def prepare(
         self, entry_id: str, request_id: str, result: NormalizeResult, first_delivery: bool = False
@@ -120,7 +120,9 @@ class EventWriter:
             ]
             return _prepared(entry_id, "", request_id, (outcome_key, "", "", ""), args, first_delivery)
         item = result.item
-        dedupe_key = self._keys.feedback_external(item.source, item.external_id) if item.external_id else ""
+        dedupe_key = (
+            self._keys.feedback_external(item.source, item.external_id, item.id) if item.external_id else ""
+        )
         names: tuple[str, ...] = (
             outcome_key,
             self._keys.feedback(item.id),

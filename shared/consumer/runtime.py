@@ -67,11 +67,6 @@ class StreamConsumer:
         """Ask the loop to finish the batch in hand, ack it and return."""
         self._stopping.set()
 
-    def install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
-
     async def ensure_group(self) -> None:
         await ensure_group(self._redis, self._config.stream, self._config.group)
 
@@ -372,7 +367,18 @@ def group_vanished(error: ResponseError) -> bool:
     return text.startswith("NOGROUP") or text.startswith("UNBLOCKED")
 
 
-async def run_until_stopped(consumer: StreamConsumer) -> None:
-    """Run a consumer as a process's main job: SIGTERM or SIGINT end it gracefully."""
-    consumer.install_signal_handlers()
-    await consumer.run()
+async def run_until_stopped(consumers: Sequence[StreamConsumer]) -> None:
+    """Run consumers (one per partition stream a process reads) as its main job: SIGTERM or SIGINT
+    end them all gracefully, and one that fails stops the others, so the process exits and restarts
+    whole instead of living on with a partition unread."""
+
+    def stop_all() -> None:
+        for consumer in consumers:
+            consumer.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_all)
+    async with asyncio.TaskGroup() as running:
+        for consumer in consumers:
+            running.create_task(consumer.run())

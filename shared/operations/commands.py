@@ -60,7 +60,7 @@ def with_redis(job: Callable[[Redis, Keys, Settings], Awaitable[T]]) -> T:
         settings = get_settings()
         redis = connect(settings)
         try:
-            return await job(redis, Keys(settings.key_prefix), settings)
+            return await job(redis, settings.keys(), settings)
         finally:
             await redis.aclose()
 

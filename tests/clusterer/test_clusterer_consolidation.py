@@ -15,10 +15,10 @@ from services.clusterer.communities import REFERENCE_NODES, reconcile, scaled_re
 from services.clusterer.consolidation import Consolidator, build_consolidator, plan_communities
 from services.clusterer.neighbour_graph import BatchEdges, GraphReplica, append_edges
 from services.clusterer.thresholds import TextKind
-from services.clusterer.vector_index.redis_index import binary_client
 from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
@@ -67,7 +67,7 @@ def test_the_resolution_holds_from_the_benchmark_size_up_and_shrinks_on_smaller_
 
 
 async def test_graph_writes_are_idempotent_and_shared_by_replicas(redis: Redis, keys: Keys) -> None:
-    binary = binary_client(redis)
+    binary = binary_twin(redis)
     key = keys.neighbour_graph("test", TextKind.NATURAL)
     edges = BatchEdges(nodes=["x", "y"])
     edges.add("y", "x", 0.9)
@@ -83,7 +83,7 @@ async def test_graph_writes_are_idempotent_and_shared_by_replicas(redis: Redis, 
 
 async def two_cliques(redis: Redis, keys: Keys) -> GraphReplica:
     """Items a0-a4 and b0-b4, strongly linked within each group, one weak link between them."""
-    binary = binary_client(redis)
+    binary = binary_twin(redis)
     graph = GraphReplica(binary, keys.neighbour_graph("test", TextKind.NATURAL))
     groups = [[f"{g}{n}" for n in range(5)] for g in "ab"]
     edges = BatchEdges(nodes=groups[0] + groups[1])

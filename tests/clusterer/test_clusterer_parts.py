@@ -14,10 +14,11 @@ from services.clusterer.lock import LockTimeout, RedisLock
 from services.clusterer.merging import plan_merges
 from services.clusterer.sweeper import Sweeper
 from services.clusterer.vector_index.base import VectorRecord
-from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
+from services.clusterer.vector_index.redis_index import RedisVectorIndex
 from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import CLUSTERER_GROUP, Keys, NewItemField
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster
@@ -60,11 +61,11 @@ def unit_rows(count: int, dimensions: int, seed: int) -> np.ndarray:
 
 async def test_redis_index_is_exact_and_shared_by_replicas(redis: Redis) -> None:
     vectors = unit_rows(300, 16, seed=1)
-    writer = RedisVectorIndex(binary_client(redis), "vectors:test", 16)
+    writer = RedisVectorIndex(binary_twin(redis), "vectors:test", 16)
     await writer.upsert([VectorRecord(f"i{n}", v, f"c{n % 7}") for n, v in enumerate(vectors)])
     await writer.reassign(["i0", "i1"], "merged")
 
-    replica = RedisVectorIndex(binary_client(redis), "vectors:test", 16)  # a restart or another pod
+    replica = RedisVectorIndex(binary_twin(redis), "vectors:test", 16)  # a restart or another pod
     queries = unit_rows(5, 16, seed=2)
     found = await replica.query(queries, top_k=4)
     expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :4]

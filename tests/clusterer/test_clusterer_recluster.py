@@ -12,10 +12,11 @@ from services.clusterer.embedders.hashing import HashingEmbedder
 from services.clusterer.lock import RedisLock
 from services.clusterer.merging import plan_merges
 from services.clusterer.recluster import Reclusterer
-from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
+from services.clusterer.vector_index.redis_index import RedisVectorIndex
 from services.clusterer.worker import build_clusterer_consumer
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
+from shared.redis_connection import binary_twin
 from shared.settings import Settings
 from tests.clusterer.test_clusterer_worker import drained
 from tests.shared.test_operator_commands import soulcaster
@@ -38,7 +39,7 @@ async def cluster_everything(redis: Redis, keys: Keys, settings: Settings) -> No
 
 def reclusterer(redis: Redis, keys: Keys, settings: Settings) -> Reclusterer:
     embedder = HashingEmbedder()
-    index = RedisVectorIndex(binary_client(redis), keys.vectors(embedder.name), embedder.dimensions)
+    index = RedisVectorIndex(binary_twin(redis), keys.vectors(embedder.name), embedder.dimensions)
     lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
     return Reclusterer(redis, keys, lock, embedder, index)
 

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 import numpy as np
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 
 from services.clusterer.vector_index.base import Match, VectorRecord
 
@@ -21,13 +21,6 @@ PAGE = 500
 _OP, _IDS, _CLUSTERS, _VECTORS = b"op", b"ids", b"clusters", b"vectors"
 _UPSERT, _REASSIGN = b"upsert", b"reassign"
 _SEPARATOR = "\n"
-
-
-def binary_client(redis: Redis) -> Redis:
-    """A client on the same server whose replies stay bytes: vectors are raw float32, not text."""
-    pool = redis.connection_pool
-    kwargs = {**pool.connection_kwargs, "decode_responses": False}
-    return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 class _Matrix:
@@ -65,7 +58,7 @@ class _Matrix:
 
 class RedisVectorIndex:
     def __init__(self, redis: Redis, log_key: str, dimensions: int) -> None:
-        """`redis` must not decode replies (see `binary_client`)."""
+        """`redis` must not decode replies (see `shared.redis_connection.binary_twin`)."""
         self._redis = redis
         self._log_key = log_key
         self._dimensions = dimensions
