@@ -82,7 +82,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            self._command(), stdout=subprocess.DEVNULL, preexec_fn=_stop_with_parent()
+            self._command(), stdout=subprocess.DEVNULL, preexec_fn=stop_with_parent()
         )
         self._wait_until_ready()
         return self
@@ -152,7 +152,7 @@ def redis_for_dev(url: str, data_dir: Path) -> Iterator[bool]:
         server.stop()
 
 
-def _stop_with_parent() -> Callable[[], None] | None:
+def stop_with_parent() -> Callable[[], None] | None:
     """Linux: the child gets SIGTERM when its parent dies, so not even a SIGKILLed starter orphans it."""
     if not sys.platform.startswith("linux"):
         return None

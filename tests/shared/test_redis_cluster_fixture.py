@@ -16,8 +16,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
 
+from services.dev import local_cluster
 from services.dev.local_redis import free_port
-from tests.support import redis_cluster
+from shared.settings import Settings
 from tests.support.redis_cluster import ClusterNode, LocalRedisCluster
 
 # A cluster of three real servers takes seconds to form.
@@ -179,6 +180,35 @@ async def test_one_xreadgroup_cannot_read_two_partitions(
         assert len(read[0][1]) == 1
 
 
+@pytest.mark.parametrize("masters", [1, 2])
+def test_fewer_than_three_masters_form_a_cluster_that_serves_every_slot(tmp_path: Path, masters: int) -> None:
+    """`redis-cli --cluster create` refuses fewer than 3 masters; the benches need 1 and 2."""
+    local = LocalRedisCluster(tmp_path, masters=masters).start()
+    try:
+        for node in local.nodes:
+            info = node.info()
+            assert info is not None
+            assert info["cluster_state"] == "ok"
+            assert info["cluster_size"] == str(masters)
+            assert info["cluster_slots_assigned"] == "16384"
+    finally:
+        local.stop()
+
+
+@pytest.mark.parametrize("masters", [1, 2, 3])
+def test_partitions_a_multiple_of_the_masters_spread_evenly(tmp_path: Path, masters: int) -> None:
+    """The launcher splits slots as partition tags do: 6 partitions put 6 / M streams on each master."""
+    local = LocalRedisCluster(tmp_path, masters=masters).start()
+    keys = Settings(redis_cluster=True, ingest_partitions=6).keys()
+    try:
+        streams = [view.ingest_stream for view in keys.partitions]
+        served = [owner(local, stream).port for stream in streams]
+        assert sorted(served.count(node.port) for node in local.nodes) == [6 // masters] * masters
+        assert [local.node_for(stream).port for stream in streams] == served
+    finally:
+        local.stop()
+
+
 def test_stopping_the_cluster_ends_every_node(tmp_path: Path) -> None:
     local = LocalRedisCluster(tmp_path, masters=3).start()
     ports = [node.port for node in local.nodes]
@@ -197,7 +227,7 @@ def test_a_port_taken_before_a_node_binds_it_is_retried_on_new_ports(
         taken.listen()
         taken_port = taken.getsockname()[1]
         handed = iter([taken_port])
-        monkeypatch.setattr(redis_cluster, "free_port", lambda: next(handed, None) or free_port())
+        monkeypatch.setattr(local_cluster, "free_port", lambda: next(handed, None) or free_port())
 
         local = LocalRedisCluster(tmp_path).start()
         try:
