@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -33,8 +34,11 @@ from shared.publisher import IngestPublisher
 KEYS = Keys()
 
 
-def start_workers(url: str, count: int, logs: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "REDIS_URL": url, "HEALTH_PORT": "0", "READ_BLOCK_MS": "100"}
+def start_workers(
+    url: str, count: int, logs: Path, settings: Mapping[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """`settings`: more environment for the workers (REDIS_CLUSTER, INGEST_PARTITIONS, ...)."""
+    env = {**os.environ, "REDIS_URL": url, "HEALTH_PORT": "0", "READ_BLOCK_MS": "100", **(settings or {})}
     return [
         subprocess.Popen(
             [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest-worker"],

@@ -1,0 +1,381 @@
+"""Ingest on Redis Cluster with 1, 2 and 3 masters, beside single-node Redis measured in the same run.
+
+Every setup runs the production worker, `soulcaster ingest-worker` processes (`build_ingest_consumer`,
+one consumer per partition, every process consuming every partition):
+- drain: a pre-filled backlog is drained; events/s from the first to the last new-item entry
+  (server times). The workers start idle (their groups sit at the stream's end) and the groups are
+  moved to the start once every worker reads, so neither Python's start-up nor the backlog's
+  publishing falls in the drain. Over the drain, each redis-server's CPU (INFO cpu, used_cpu_sys +
+  used_cpu_user) is divided by the events its partitions hold, and the workers' CPU (/proc) by all;
+- latency: a publisher offers a fixed rate to idle workers; per event, the new-item entry's id time
+  minus the ingest entry's id time (both stamped by a Redis server, whole milliseconds);
+- projection, a core per shard: a shard saturates its core at 1 / (its CPU per event) of its own
+  events, so the cluster saturates when its busiest shard does: min over shards of that divided by
+  the shard's share of the events. The workers scale by adding processes, so the projection says
+  how many worker cores it needs: projected events/s x worker CPU per event.
+
+Single node is today's default (one partition, historic key names). The clusters use 6 partitions,
+a multiple of every master count, so each master holds as many. Repetitions are interleaved (each
+visits every setup) and medians are printed.
+
+    nice .venv/bin/python -m bench.cluster_ingest [--events 30000] [--workers 2] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bench.ingest_worker import workload
+from bench.sustained_pipeline import entry_ms, start_workers, stop
+from services.dev.local_cluster import LocalRedisCluster
+from services.dev.local_redis import RedisServer
+from shared.keys import INGEST_GROUP, Keys, NewItemField
+from shared.models import item_id_for
+from shared.publisher import IngestPublisher, RawEvent
+from shared.redis_connection import connect
+from shared.settings import Settings
+
+PARTITIONS = 6
+POLL_SECONDS = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    """One setup's Redis for the whole run: its settings, and a plain client on every redis-server."""
+
+    name: str
+    settings: Settings
+    shards: list[redis.Redis]
+    shard_index: Callable[[str], int]
+    stop: Callable[[], None]
+
+    @property
+    def partitions(self) -> tuple[Keys, ...]:
+        return self.settings.keys().partitions
+
+    def shard(self, key: str) -> redis.Redis:
+        return self.shards[self.shard_index(key)]
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            "REDIS_CLUSTER": "true" if self.settings.redis_cluster else "false",
+            "INGEST_PARTITIONS": str(self.settings.ingest_partitions),
+        }
+
+    def flush(self) -> None:
+        for shard in self.shards:
+            shard.flushall()
+
+    def redis_cpu(self) -> list[float]:
+        """Seconds of CPU each redis-server has used (all its threads)."""
+        return [float(info["used_cpu_sys"]) + float(info["used_cpu_user"]) for info in self._cpu_infos()]
+
+    def _cpu_infos(self) -> Iterator[dict[str, str]]:
+        for shard in self.shards:
+            yield shard.info("cpu")
+
+    def version(self) -> str:
+        return str(self.shards[0].info("server")["redis_version"])
+
+
+def single_node(folder: Path) -> Target:
+    server = RedisServer(folder).start()
+    settings = Settings(redis_url=server.url)
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    return Target("single node", settings, [client], lambda _: 0, server.stop)
+
+
+def cluster(folder: Path, masters: int) -> Target:
+    local = LocalRedisCluster(folder, masters=masters).start()
+    settings = Settings(redis_cluster=True, ingest_partitions=PARTITIONS, redis_url=local.url)
+    ports = [node.port for node in local.nodes]
+
+    def shard_index(key: str) -> int:
+        return ports.index(local.node_for(key).port)
+
+    clients = [node.client() for node in local.nodes]
+    return Target(cluster_name(masters), settings, clients, shard_index, local.stop)
+
+
+async def publish(client: Redis, target: Target, events: Sequence[RawEvent]) -> None:
+    """One all-or-nothing batch per partition, each routed by the item id its event will make."""
+    keys = target.settings.keys()
+    by_partition: dict[int, list[RawEvent]] = {}
+    for event in events:
+        by_partition.setdefault(partition_of(keys, event), []).append(event)
+    await asyncio.gather(
+        *(
+            IngestPublisher(client, keys.partition(index), producer="bench").publish_many(batch)
+            for index, batch in by_partition.items()
+        )
+    )
+
+
+def partition_of(keys: Keys, event: RawEvent) -> int:
+    """bench.ingest_worker's events are `feedback` events with a source and an external id."""
+    payload = json.loads(event.payload)
+    return keys.partitioning.of(item_id_for(payload["source"], payload["external_id"], ""))
+
+
+async def prefill(target: Target, events: Sequence[RawEvent]) -> None:
+    client = connect(target.settings)
+    try:
+        for start in range(0, len(events), 1000):
+            await publish(client, target, events[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+async def offer(target: Target, events: Sequence[RawEvent], rate: float) -> float:
+    """`rate` events per second in slices of 10 ms; returns the rate achieved."""
+    client = connect(target.settings)
+    slice_size = max(int(rate / 100), 1)
+    started = time.perf_counter()
+    try:
+        for sent in range(0, len(events), slice_size):
+            await publish(client, target, events[sent : sent + slice_size])
+            ahead = (sent + slice_size) / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    finally:
+        await client.aclose()
+    return len(events) / (time.perf_counter() - started)
+
+
+def consumers_reading(target: Target) -> int:
+    """How many workers read every partition: the fewest consumers any partition's group has."""
+    counts = []
+    for keys in target.partitions:
+        stream = keys.ingest_stream
+        try:
+            counts.append(len(target.shard(stream).xinfo_consumers(stream, INGEST_GROUP)))
+        except ResponseError:  # no worker has created the group yet
+            return 0
+    return min(counts)
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} took over {timeout} s")
+        time.sleep(POLL_SECONDS)
+
+
+def drained(target: Target, expected: int) -> bool:
+    written = sum(target.shard(k.new_item_stream).xlen(k.new_item_stream) for k in target.partitions)
+    return written >= expected and not any(
+        target.shard(k.ingest_stream).xpending(k.ingest_stream, INGEST_GROUP)["pending"]
+        for k in target.partitions
+    )
+
+
+def check(target: Target, expected: int) -> None:
+    """Every event made one item, announced once; nothing was dead-lettered."""
+    created = sum(target.shard(k.feedback_created).zcard(k.feedback_created) for k in target.partitions)
+    written = sum(target.shard(k.new_item_stream).xlen(k.new_item_stream) for k in target.partitions)
+    dead = sum(target.shard(k.ingest_dlq).xlen(k.ingest_dlq) for k in target.partitions)
+    assert (created, written, dead) == (expected, expected, 0), f"wrong end state {(created, written, dead)}"
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) a process has used, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class Drain:
+    rate: float
+    redis_us: list[float]  # CPU per event, per shard
+    worker_us: float  # CPU per event, all workers together
+
+    @property
+    def ceiling(self) -> float:
+        """Events/s with a core per shard, when the busiest shard saturates (shares are equal)."""
+        return len(self.redis_us) * 1e6 / max(self.redis_us)
+
+
+@contextlib.contextmanager
+def workers_on(target: Target, count: int, folder: Path) -> Iterator[list[int]]:
+    processes = start_workers(target.settings.redis_url, count, folder, target.worker_env())
+    try:
+        wait_until(lambda: consumers_reading(target) >= count, "the workers' start")
+        yield [process.pid for process in processes]
+    finally:
+        stop(processes)
+
+
+def drain(target: Target, events: int, workers: int, folder: Path) -> Drain:
+    target.flush()
+    asyncio.run(prefill(target, workload(events)))
+    streams = [keys.ingest_stream for keys in target.partitions]
+    for stream in streams:
+        target.shard(stream).xgroup_create(stream, INGEST_GROUP, id="$")
+    with workers_on(target, workers, folder) as pids:
+        redis_before, workers_before = target.redis_cpu(), sum(map(process_cpu, pids))
+        for stream in streams:
+            target.shard(stream).xgroup_setid(stream, INGEST_GROUP, id="0")
+        wait_until(lambda: drained(target, events), "the drain")
+        redis_after, workers_after = target.redis_cpu(), sum(map(process_cpu, pids))
+    check(target, events)
+    handled = [0] * len(target.shards)
+    for stream in streams:
+        handled[target.shard_index(stream)] += target.shard(stream).xlen(stream)
+    redis_us = [1e6 * (a - b) / n for a, b, n in zip(redis_after, redis_before, handled, strict=True)]
+    return Drain(events / drain_seconds(target), redis_us, 1e6 * (workers_after - workers_before) / events)
+
+
+def drain_seconds(target: Target) -> float:
+    """From the first to the last new-item entry of any partition (server times)."""
+    firsts, lasts = [], []
+    for keys in target.partitions:
+        stream = keys.new_item_stream
+        shard = target.shard(stream)
+        firsts.append(entry_ms(shard.xrange(stream, count=1)[0][0]))
+        lasts.append(entry_ms(shard.xrevrange(stream, count=1)[0][0]))
+    return max((max(lasts) - min(firsts)) / 1000, 1e-3)
+
+
+@dataclass
+class Latency:
+    offered: float
+    p50: float
+    p99: float
+
+
+def latency(target: Target, rate: float, seconds: float, workers: int, folder: Path) -> Latency:
+    count = int(rate * seconds)
+    target.flush()
+    with workers_on(target, workers, folder):
+        offered = asyncio.run(offer(target, workload(count), rate))
+        wait_until(lambda: drained(target, count), "the offered events")
+    values = sorted(
+        entry_ms(entry_id) - entry_ms(fields[NewItemField.EVENT_ID])
+        for keys in target.partitions
+        for entry_id, fields in target.shard(keys.new_item_stream).xrange(keys.new_item_stream)
+    )
+    return Latency(offered, statistics.median(values), values[math.ceil(0.99 * len(values)) - 1])
+
+
+@dataclass
+class Figures:
+    drains: list[Drain] = field(default_factory=list)
+    latencies: list[Latency] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(d.rate for d in self.drains)
+
+    @property
+    def redis_us(self) -> list[float]:
+        return [statistics.median(shard) for shard in zip(*(d.redis_us for d in self.drains), strict=True)]
+
+    @property
+    def worker_us(self) -> float:
+        return statistics.median(d.worker_us for d in self.drains)
+
+    @property
+    def ceiling(self) -> float:
+        return statistics.median(d.ceiling for d in self.drains)
+
+
+def header(target: Target, args: argparse.Namespace) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{now}  {os.cpu_count()} cores, load average {load}  redis-server {target.version()}  "
+        f"{args.events:,} events per drain, {args.workers} worker processes (each consuming every "
+        f"partition), {PARTITIONS} partitions on clusters; latency at {args.rate:,.0f} events/s for "
+        f"{args.seconds:g} s; medians of {args.runs} interleaved runs"
+    )
+
+
+def table(targets: Sequence[Target], figures: dict[str, Figures], events: int) -> list[str]:
+    single = figures[targets[0].name].rate
+    lines = [
+        f"{'setup':<19} {'events':>7} {'events/s':>9} {'runs (events/s)':<24} {'x single':>8} "
+        f"{'offered':>8} {'p50 ms':>6} {'p99 ms':>6}  {'Redis us/event per shard':<24} "
+        f"{'worker us/ev':>12} {'proj. ev/s':>10} {'worker cores':>12}",
+        "-" * 161,
+    ]
+    for target in targets:
+        got = figures[target.name]
+        runs = ", ".join(f"{d.rate:,.0f}" for d in got.drains)
+        lat = statistics.median(v.p50 for v in got.latencies) if got.latencies else None
+        offered = f"{statistics.median(v.offered for v in got.latencies):,.0f}" if got.latencies else "-"
+        p50 = f"{lat:.0f}" if lat is not None else "-"
+        p99 = f"{statistics.median(v.p99 for v in got.latencies):.0f}" if got.latencies else "-"
+        shards = " / ".join(f"{us:.1f}" for us in got.redis_us)
+        cores = got.ceiling * got.worker_us / 1e6
+        lines.append(
+            f"{target.name:<19} {events:>7,} {got.rate:>9,.0f} {runs:<24} {got.rate / single:>8.2f} "
+            f"{offered:>8} {p50:>6} {p99:>6}  {shards:<24} {got.worker_us:>12.1f} "
+            f"{got.ceiling:>10,.0f} {cores:>12.1f}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000, help="backlog per drain")
+    parser.add_argument("--workers", type=int, default=2, help="ingest-worker processes")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--masters", type=int, nargs="*", default=[1, 2, 3])
+    parser.add_argument("--rate", type=float, default=2_000, help="offered events/s for latency")
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--latency-masters", type=int, default=3, help="the cluster measured for latency")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        targets = [single_node(root / "single")]
+        try:
+            targets += [cluster(root / f"cluster-{m}", m) for m in args.masters]
+            print(header(targets[0], args), flush=True)
+            figures = measure(targets, args, root)
+        finally:
+            for target in targets:
+                target.stop()
+    print("\n".join(table(targets, figures, args.events)))
+
+
+def measure(targets: Sequence[Target], args: argparse.Namespace, root: Path) -> dict[str, Figures]:
+    figures = {target.name: Figures() for target in targets}
+    latency_names = {targets[0].name, cluster_name(args.latency_masters)}
+    for run in range(args.runs):
+        for target in targets:
+            logs = root / f"logs-{run}-{target.name.replace(' ', '_').replace(',', '')}"
+            logs.mkdir()
+            got = drain(target, args.events, args.workers, logs)
+            figures[target.name].drains.append(got)
+            print(f"  run {run + 1} {target.name}: drain {got.rate:,.0f} events/s", flush=True)
+            if target.name in latency_names:
+                measured = latency(target, args.rate, args.seconds, args.workers, logs)
+                figures[target.name].latencies.append(measured)
+                print(f"  run {run + 1} {target.name}: p50 {measured.p50:.0f} ms, p99 {measured.p99:.0f} ms")
+    return figures
+
+
+def cluster_name(masters: int) -> str:
+    return f"cluster, {masters} master{'s' if masters > 1 else ''}"
+
+
+if __name__ == "__main__":
+    main()
