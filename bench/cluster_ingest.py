@@ -213,14 +213,38 @@ class Drain:
         return len(self.redis_us) * 1e6 / max(self.redis_us)
 
 
+class Workers:
+    """Running `soulcaster ingest-worker` processes; a wait on them fails as soon as one has exited."""
+
+    def __init__(self, target: Target, count: int, logs: Path) -> None:
+        self.logs = logs
+        self.processes = start_workers(target.settings.redis_url, count, logs, target.worker_env())
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def wait_until(self, ready: Callable[[], bool], what: str) -> None:
+        def running_and_ready() -> bool:
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None:
+                    log = (self.logs / f"worker-{index}.log").read_text()[-3000:]
+                    raise RuntimeError(
+                        f"worker {index} exited with {process.returncode} during {what}:\n{log}"
+                    )
+            return ready()
+
+        wait_until(running_and_ready, what)
+
+
 @contextlib.contextmanager
-def workers_on(target: Target, count: int, folder: Path) -> Iterator[list[int]]:
-    processes = start_workers(target.settings.redis_url, count, folder, target.worker_env())
+def workers_on(target: Target, count: int, logs: Path) -> Iterator[Workers]:
+    workers = Workers(target, count, logs)
     try:
-        wait_until(lambda: consumers_reading(target) >= count, "the workers' start")
-        yield [process.pid for process in processes]
+        workers.wait_until(lambda: consumers_reading(target) >= count, "the workers' start")
+        yield workers
     finally:
-        stop(processes)
+        stop(workers.processes)
 
 
 def drain(target: Target, events: int, workers: int, folder: Path) -> Drain:
@@ -229,12 +253,12 @@ def drain(target: Target, events: int, workers: int, folder: Path) -> Drain:
     streams = [keys.ingest_stream for keys in target.partitions]
     for stream in streams:
         target.shard(stream).xgroup_create(stream, INGEST_GROUP, id="$")
-    with workers_on(target, workers, folder) as pids:
-        redis_before, workers_before = target.redis_cpu(), sum(map(process_cpu, pids))
+    with workers_on(target, workers, folder) as running:
+        redis_before, workers_before = target.redis_cpu(), sum(map(process_cpu, running.pids))
         for stream in streams:
             target.shard(stream).xgroup_setid(stream, INGEST_GROUP, id="0")
-        wait_until(lambda: drained(target, events), "the drain")
-        redis_after, workers_after = target.redis_cpu(), sum(map(process_cpu, pids))
+        running.wait_until(lambda: drained(target, events), "the drain")
+        redis_after, workers_after = target.redis_cpu(), sum(map(process_cpu, running.pids))
     check(target, events)
     handled = [0] * len(target.shards)
     for stream in streams:
@@ -264,9 +288,9 @@ class Latency:
 def latency(target: Target, rate: float, seconds: float, workers: int, folder: Path) -> Latency:
     count = int(rate * seconds)
     target.flush()
-    with workers_on(target, workers, folder):
+    with workers_on(target, workers, folder) as running:
         offered = asyncio.run(offer(target, workload(count), rate))
-        wait_until(lambda: drained(target, count), "the offered events")
+        running.wait_until(lambda: drained(target, count), "the offered events")
     values = sorted(
         entry_ms(entry_id) - entry_ms(fields[NewItemField.EVENT_ID])
         for keys in target.partitions
