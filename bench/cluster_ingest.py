@@ -261,7 +261,7 @@ def reading_workers(target: Target, count: int, logs: Path) -> Workers:
     measures the same thing."""
     for attempt in range(1, START_ATTEMPTS + 1):
         folder = logs / f"start-{attempt}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         workers = Workers(target, count, folder)
         try:
             workers.wait_until(
@@ -428,11 +428,11 @@ def measure(targets: Sequence[Target], args: argparse.Namespace, root: Path) -> 
         for target in targets:
             logs = root / f"logs-{run}-{target.name.replace(' ', '_').replace(',', '')}"
             logs.mkdir()
-            got = drain(target, args.events, args.workers, logs)
+            got = drain(target, args.events, args.workers, logs / "drain")
             figures[target.name].drains.append(got)
             print(f"  run {run + 1} {target.name}: drain {got.rate:,.0f} events/s", flush=True)
             if target.name in latency_names:
-                measured = latency(target, args.rate, args.seconds, args.workers, logs)
+                measured = latency(target, args.rate, args.seconds, args.workers, logs / "latency")
                 figures[target.name].latencies.append(measured)
                 print(f"  run {run + 1} {target.name}: p50 {measured.p50:.0f} ms, p99 {measured.p99:.0f} ms")
     return figures

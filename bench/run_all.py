@@ -29,6 +29,10 @@ BENCHES = (
         ("--backlog", "5000", "--rate", "1000", "--seconds", "5", "--workers", "1", "2"),
     ),
     Bench(
+        "bench.cluster_ingest",
+        ("--events", "5000", "--runs", "1", "--masters", "3", "--rate", "1000", "--seconds", "2"),
+    ),
+    Bench(
         "bench.api_throughput",
         ("--requests", "300", "--batches", "10", "--batch-size", "50", "--rounds", "1"),
     ),
