@@ -281,6 +281,7 @@ class EventWriter:
         connection or a stale slot map (the slot moved) refreshes the map and tries again, checking
         prior outcomes from then on, as the single-node retry does."""
         for attempt in range(RETRIES + 1):
+            await cluster.initialize()  # learns the slot map on first use; at once afterwards
             node = cluster.get_node_from_key(self._slot_key)
             if node is None:  # only asked of replicas; a master always owns a covered slot
                 raise ClusterDownError(f"no master owns the slot of {self._slot_key}")

@@ -13,27 +13,31 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
+from services.ingest.event_writer import EventWriter
+from services.ingest.normalized import Normalized
 from services.ingest.outcomes import read_outcome
 from services.ingest.routing import routed
 from services.ingest.worker import build_ingest_consumer
 from shared.consumer import StreamConsumer, StreamMessage
 from shared.keys import INGEST_GROUP, SCHEMA_VERSION, DeadLetterField, IngestField, Keys
-from shared.models import item_id_for
+from shared.models import FeedbackItem, item_id_for
 from shared.publisher import IngestPublisher, RawEvent
 from shared.redis_connection import connect
 from shared.settings import Settings
 from tests.api.conftest import client_for
 from tests.support.drained import ingested
 from tests.support.ingest_write_then_hang import WRITTEN
-from tests.support.redis_cluster import LocalRedisCluster
+from tests.support.redis_cluster import ClusterNode, LocalRedisCluster
 from tests.support.waiting import eventually, run_consumers
 
 pytestmark = pytest.mark.slow
@@ -169,7 +173,7 @@ async def test_a_batch_spanning_partitions_answers_entry_ids_in_order(redis: Red
 
 
 async def test_the_same_entry_delivered_twice_changes_nothing(
-    api: httpx.AsyncClient, redis: Redis, keys: Keys, settings: Settings
+    api: httpx.AsyncClient, redis: Redis, keys: Keys, settings: Settings, cluster: LocalRedisCluster
 ) -> None:
     batch = {"items": [feedback(n, f"r-{n}") for n in range(24)] + [feedback(99)]}
     event_ids = (await api.post("/ingest/feedback", json=batch)).json()["event_ids"]
@@ -177,6 +181,9 @@ async def test_the_same_entry_delivered_twice_changes_nothing(
     before = await stored_items(redis, keys)
     assert len(before) == 25 and set(before.values()) == {2}
 
+    for node in cluster.nodes:  # the redelivery also finds the write script gone (NOSCRIPT)
+        with node.client() as plain:
+            plain.script_flush()
     found = await entries(redis, keys)
     for partition, consumer in enumerate(workers(settings, redis, "again")):
         redelivered = [
@@ -337,3 +344,64 @@ def start(
         "INGEST_BATCH_SIZE": "16",
     }
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE if report else subprocess.DEVNULL)
+
+
+async def test_a_writer_with_a_stale_slot_map_follows_its_partition_to_another_master(
+    cluster: LocalRedisCluster, redis: Redis, keys: Keys
+) -> None:
+    """A reshard moves a partition's slot: the packed call gets MOVED, refreshes the map and lands."""
+    view = keys.partition(0)
+    writer = EventWriter(redis, view, outcome_ttl_seconds=60)
+    external_id = next(
+        f"s-{n}" for n in range(100) if keys.partitioning.of(item_id_for("manual", f"s-{n}", "")) == 0
+    )
+    item = FeedbackItem(
+        id=item_id_for("manual", external_id, ""),
+        source="manual",
+        external_id=external_id,
+        title="moved",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    await writer.apply([writer.prepare("1767312000000-0", "", Normalized(item))])  # the map is learnt
+    slot = key_slot(view.feedback_created.encode())
+    source = owner_of(cluster, slot)
+    target = next(node for node in cluster.nodes if node is not source)
+    for node in (source, target):
+        with node.client() as plain:
+            plain.flushall()
+    move_slot(cluster, slot, source, target)
+    try:
+        [applied] = await writer.apply([writer.prepare("1767312000001-0", "", Normalized(item))])
+        assert applied.status == "created"
+        with target.client() as plain:
+            assert plain.hget(keys.feedback(item.id), "title") == "moved"
+            assert plain.zrange(view.feedback_created, 0, -1) == [item.id]
+    finally:
+        with target.client() as plain:
+            plain.flushall()
+        move_slot(cluster, slot, target, source)
+
+
+def owner_of(cluster: LocalRedisCluster, slot: int) -> ClusterNode:
+    with cluster.nodes[0].client() as plain:
+        ranges = plain.execute_command("CLUSTER SLOTS")
+    port = next(int(hosts[1]) for first, last, hosts, *_ in ranges if first <= slot <= last)
+    return next(node for node in cluster.nodes if node.port == port)
+
+
+def move_slot(cluster: LocalRedisCluster, slot: int, source: ClusterNode, target: ClusterNode) -> None:
+    """Redis's own procedure for one slot, without keys to migrate (the test emptied it)."""
+    with source.client() as old, target.client() as new:
+        old_id, new_id = old.execute_command("CLUSTER MYID"), new.execute_command("CLUSTER MYID")
+        new.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", old_id)
+        old.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", new_id)
+    for node in (target, source, *[n for n in cluster.nodes if n not in (source, target)]):
+        with node.client() as plain:
+            plain.execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
+    for node in cluster.nodes:
+        with node.client() as plain:
+            assert all(
+                int(hosts[1]) == target.port
+                for first, last, hosts, *_ in plain.execute_command("CLUSTER SLOTS")
+                if first <= slot <= last
+            )
