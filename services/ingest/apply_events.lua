@@ -27,6 +27,9 @@
 --   ('1'|'0'), create_if_new ('1'|'0'), revision ('' or a number), reason, field count n, then
 --   n/2 name-value pairs.
 -- Flat arguments cost Redis less than decoding a JSON document per event.
+-- The one key this script builds, ARGV[2] .. item id (a known item found by its dedupe key), is in
+-- the slot of KEYS on a cluster: ARGV[2] is the partition's tagged prefix, and the worker writes only
+-- items of its partition, so the item a dedupe key names is there too.
 -- Returns one flat array, status then item id per event (Redis converts a flat array of strings
 -- much faster than an array of pairs); in predict mode {that array, JSON of the predicted writes}.
 
