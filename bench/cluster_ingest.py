@@ -371,8 +371,18 @@ def header(target: Target, args: argparse.Namespace) -> str:
     )
 
 
+def latency_columns(latencies: Sequence[Latency]) -> tuple[str, str, str]:
+    """Offered events/s, p50 and p99 (medians over the runs), or dashes where none was measured."""
+    if not latencies:
+        return "-", "-", "-"
+    offered = statistics.median(v.offered for v in latencies)
+    p50, p99 = statistics.median(v.p50 for v in latencies), statistics.median(v.p99 for v in latencies)
+    return f"{offered:,.0f}", f"{p50:.0f}", f"{p99:.0f}"
+
+
 def table(targets: Sequence[Target], figures: dict[str, Figures], events: int) -> list[str]:
-    single = figures[targets[0].name].rate
+    """`x single`: the median over runs of the setup's rate over single node's in the same run."""
+    single = figures[targets[0].name].drains
     lines = [
         f"{'setup':<19} {'events':>7} {'events/s':>9} {'runs (events/s)':<24} {'x single':>8} "
         f"{'offered':>8} {'p50 ms':>6} {'p99 ms':>6}  {'Redis us/event per shard':<24} "
@@ -382,14 +392,12 @@ def table(targets: Sequence[Target], figures: dict[str, Figures], events: int) -
     for target in targets:
         got = figures[target.name]
         runs = ", ".join(f"{d.rate:,.0f}" for d in got.drains)
-        lat = statistics.median(v.p50 for v in got.latencies) if got.latencies else None
-        offered = f"{statistics.median(v.offered for v in got.latencies):,.0f}" if got.latencies else "-"
-        p50 = f"{lat:.0f}" if lat is not None else "-"
-        p99 = f"{statistics.median(v.p99 for v in got.latencies):.0f}" if got.latencies else "-"
+        ratio = statistics.median(d.rate / s.rate for d, s in zip(got.drains, single, strict=True))
+        offered, p50, p99 = latency_columns(got.latencies)
         shards = " / ".join(f"{us:.1f}" for us in got.redis_us)
         cores = got.ceiling * got.worker_us / 1e6
         lines.append(
-            f"{target.name:<19} {events:>7,} {got.rate:>9,.0f} {runs:<24} {got.rate / single:>8.2f} "
+            f"{target.name:<19} {events:>7,} {got.rate:>9,.0f} {runs:<24} {ratio:>8.2f} "
             f"{offered:>8} {p50:>6} {p99:>6}  {shards:<24} {got.worker_us:>12.1f} "
             f"{got.ceiling:>10,.0f} {cores:>12.1f}"
         )
