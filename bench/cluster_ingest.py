@@ -216,12 +216,14 @@ def process_cpu(pid: int) -> float:
 class Drain:
     rate: float
     redis_us: list[float]  # CPU per event, per shard
+    shares: list[float]  # of the events, per shard
     worker_us: float  # CPU per event, all workers together
 
     @property
     def ceiling(self) -> float:
-        """Events/s with a core per shard, when the busiest shard saturates (shares are equal)."""
-        return len(self.redis_us) * 1e6 / max(self.redis_us)
+        """Events/s with a core per shard: a shard saturates at 1e6 / its us per event of its own
+        events, which are its share of all, so the cluster saturates with its first shard."""
+        return min(1e6 / us / share for us, share in zip(self.redis_us, self.shares, strict=True))
 
 
 class Workers:
@@ -303,7 +305,9 @@ def drain(target: Target, events: int, workers: int, folder: Path) -> Drain:
     for stream in streams:
         handled[target.shard_index(stream)] += target.shard(stream).xlen(stream)
     redis_us = [1e6 * (a - b) / n for a, b, n in zip(redis_after, redis_before, handled, strict=True)]
-    return Drain(events / drain_seconds(target), redis_us, 1e6 * (workers_after - workers_before) / events)
+    shares = [n / events for n in handled]
+    worker_us = 1e6 * (workers_after - workers_before) / events
+    return Drain(events / drain_seconds(target), redis_us, shares, worker_us)
 
 
 def drain_seconds(target: Target) -> float:
