@@ -95,11 +95,13 @@ class Target:
         return str(self.shards[0].info("server")["redis_version"])
 
 
-def single_node(folder: Path) -> Target:
+def single_node(folder: Path, partitions: int = 1) -> Target:
+    """Today's default with one partition; with more, their tagged streams on the one server."""
     server = RedisServer(folder).start()
-    settings = Settings(redis_url=server.url)
+    settings = Settings(redis_url=server.url, ingest_partitions=partitions)
     client = redis.Redis.from_url(server.url, decode_responses=True)
-    return Target("single node", settings, [client], lambda _: 0, server.stop)
+    name = "single node" if partitions == 1 else f"single, {partitions} parts"
+    return Target(name, settings, [client], lambda _: 0, server.stop)
 
 
 def cluster(folder: Path, masters: int) -> Target:
@@ -416,12 +418,20 @@ def main() -> None:
     parser.add_argument("--masters", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--rate", type=float, default=2_000, help="offered events/s for latency")
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--partitioned-single",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also one redis-server with {PARTITIONS} partitions: what partitions alone change",
+    )
     parser.add_argument("--latency-masters", type=int, default=3, help="the cluster measured for latency")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         targets = [single_node(root / "single")]
         try:
+            if args.partitioned_single:
+                targets.append(single_node(root / "single-partitioned", PARTITIONS))
             targets += [cluster(root / f"cluster-{m}", m) for m in args.masters]
             print(header(targets[0], args), flush=True)
             figures = measure(targets, args, root)
@@ -434,11 +444,14 @@ def main() -> None:
 
 
 def measure(targets: Sequence[Target], args: argparse.Namespace, root: Path) -> dict[str, Figures]:
+    """Each run visits every setup, starting one setup later than the run before, so no setup
+    always follows the same one (the machine's load drifts within a run)."""
     figures = {target.name: Figures() for target in targets}
     latency_names = {targets[0].name, cluster_name(args.latency_masters)}
     for run in range(args.runs):
-        for target in targets:
-            logs = root / f"logs-{run}-{target.name.replace(' ', '_').replace(',', '')}"
+        start = run % len(targets)
+        for index, target in enumerate([*targets[start:], *targets[:start]]):
+            logs = root / f"logs-{run}-{index}"
             logs.mkdir()
             got = drain(target, args.events, args.workers, logs / "drain")
             figures[target.name].drains.append(got)
