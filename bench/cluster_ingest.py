@@ -14,9 +14,11 @@ one consumer per partition, every process consuming every partition):
   the shard's share of the events. The workers scale by adding processes, so the projection says
   how many worker cores it needs: projected events/s x worker CPU per event.
 
-Single node is today's default (one partition, historic key names). The clusters use 6 partitions,
-a multiple of every master count, so each master holds as many. Repetitions are interleaved (each
-visits every setup) and medians are printed.
+Single node is today's default (one partition, historic key names); `single, 6 parts` is one
+redis-server with 6 partitions, what partitions change without cluster mode. The clusters use 6
+partitions, a multiple of every master count, so each master holds as many. Repetitions are
+interleaved (each visits every setup, in a rotated order) and medians are printed. Figures and
+their reading: docs/benchmarks.md.
 
     nice .venv/bin/python -m bench.cluster_ingest [--events 30000] [--workers 2] [--runs 3]
 """
