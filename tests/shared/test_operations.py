@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from shared.operations.consumers import prune_idle_consumers
 from shared.operations.dead_letters import DeadLetters
 from shared.operations.janitor import Janitor
-from shared.operations.stream_export import export_range, import_lines
+from shared.operations.stream_export import append_to, export_range, import_lines
 from shared.operations.stream_range import to_stream_id
 
 STREAM = "ops:stream"
@@ -105,7 +105,7 @@ async def test_export_and_import_round_trip(redis: Redis) -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ids[1:4]
 
-    assert await import_lines(redis, "ops:other", lines) == 3
+    assert await import_lines(lines, append_to(redis, "ops:other")) == 3
     imported = await redis.xrange("ops:other")
     assert [fields["n"] for _, fields in imported] == ["1", "2", "3"]
     assert [fields["imported_from"] for _, fields in imported] == ids[1:4]
@@ -113,7 +113,7 @@ async def test_export_and_import_round_trip(redis: Redis) -> None:
 
 async def test_import_rejects_a_line_that_is_not_an_export(redis: Redis) -> None:
     with pytest.raises(ValueError, match="line 2"):
-        await import_lines(redis, STREAM, ['{"id": "1-0", "fields": {"a": "b"}}', "not json"])
+        await import_lines(['{"id": "1-0", "fields": {"a": "b"}}', "not json"], append_to(redis, STREAM))
 
 
 def test_stream_ranges_accept_ids_times_and_iso_dates() -> None:
