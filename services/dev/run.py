@@ -151,12 +151,17 @@ async def feed(api_url: str, samples: list[SampleRequest], api_key: str) -> Coun
 
 
 async def wait_until_drained(redis: Redis, keys: Keys) -> None:
-    """Both groups have read everything and acked it (embedding the first batch loads the model)."""
-    streams = ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP))
+    """Both groups have read everything and acked it, on every partition (embedding the first batch
+    loads the model)."""
+    streams = [(s, INGEST_GROUP) for s in keys.ingest_streams]
+    streams += [(s, CLUSTERER_GROUP) for s in keys.new_item_streams]
     while True:
         infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s, _ in streams]
-        groups = {g.name: g for info in infos for g in info.groups}
-        if all(g in groups and groups[g].lag == 0 and groups[g].pending == 0 for _, g in streams):
+        drained = [
+            any(g.name == group and g.lag == 0 and g.pending == 0 for g in info.groups)
+            for info, (_, group) in zip(infos, streams, strict=True)
+        ]
+        if all(drained):
             return
         await asyncio.sleep(0.2)
 
@@ -191,13 +196,16 @@ async def report(redis: Redis, keys: Keys) -> str:
 
     lines = ["", "Stored feedback:"]
     for source in ("reddit", "sentry", "github", "manual"):
-        lines.append(f"  {source:<8} {await redis.zcard(keys.feedback_source(source)):>4} items")
-    lines.append(f"  waiting for clustering: {await redis.scard(keys.unclustered)}")
+        count = sum([await redis.zcard(part.feedback_source(source)) for part in keys.partitions])
+        lines.append(f"  {source:<8} {count:>4} items")
+    waiting = sum([await redis.scard(part.unclustered) for part in keys.partitions])
+    lines.append(f"  waiting for clustering: {waiting}")
     ids = await list_cluster_ids(redis, keys, "largest", 0, 50)
     clusters = await read_clusters(redis, keys, ids)
     lines += ["", f"Clusters ({len(clusters)}), largest first:", cluster_table_header()]
     lines += [cluster_table_row(cluster) for cluster in clusters]
-    infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams[:2]]
+    streams = (*keys.ingest_streams, *keys.new_item_streams)
+    infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in streams]
     lines += ["", "Streams:", render(infos, {})]
     return "\n".join(lines)
 
