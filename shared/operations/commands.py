@@ -22,6 +22,7 @@ from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.operations.dead_letters import DeadLetters
+    from shared.publisher import RawEvent
 
 T = TypeVar("T")
 STREAM_CHOICES = {"ingest": "ingest_stream", "new": "new_item_stream"}
@@ -305,7 +306,7 @@ def run_import(args: argparse.Namespace) -> int:
         if args.stream == "new":
             return await import_lines(source, append_new_items(redis, keys))
         publisher = ImportPublisher(redis, keys, producer="soulcaster-import")
-        return await import_lines(source, publish_imported(publisher))
+        return await import_lines(source, publish_imported(publisher, import_route(keys)))
 
     return run_counted(load, "imported")
 
@@ -318,6 +319,17 @@ def run_partitions(args: argparse.Namespace) -> int:
 
     print(with_redis(places))
     return 0
+
+
+def import_route(keys: Keys) -> Callable[[RawEvent], RawEvent]:
+    """With partitions, the item id each event is routed by, derived by the source's normalizer as
+    for any producer (services.ingest.routing: the one service import here, for that reason);
+    on a single node nothing to derive."""
+    if not keys.partitioning.tagged:
+        return lambda event: event
+    from services.ingest.routing import routed
+
+    return routed
 
 
 def run_counted(job: Callable[[Redis, Keys, Settings], Awaitable[int]], verb: str) -> int:

@@ -140,11 +140,12 @@ def imported_event(fields: dict[str, str]) -> ImportedEvent:
     )
 
 
-def publish_imported(publisher: IngestPublisher) -> Append:
-    """Through `publish_many`: each batch all or nothing, routed as any producer's events are."""
+def publish_imported(publisher: IngestPublisher, route: Callable[[RawEvent], RawEvent]) -> Append:
+    """Through `publish_many`, each event given its item id by `route` first (with several
+    partitions the publisher routes by it): each batch lands as any producer's would."""
 
     async def append(batch: list[dict[str, str]]) -> int:
-        events: Sequence[RawEvent] = [imported_event(fields) for fields in batch]
+        events: Sequence[RawEvent] = [route(imported_event(fields)) for fields in batch]
         return len(await publisher.publish_many(events))
 
     return append

@@ -154,3 +154,28 @@ def test_janitor_trims_each_partition_stream(redis_url: str, client) -> None:
         assert f"{part.ingest_stream}: removed {count}," in result.stdout
         assert client.xlen(part.ingest_stream) == 0
     assert f"{len(KEYS.consumed_streams)} streams: removed 6" in result.stdout
+
+
+def test_ingest_entries_are_imported_through_the_publisher_into_their_partitions(
+    redis_url: str, client, tmp_path: Path
+) -> None:
+    """From a single-node export into 3 partitions: each entry lands where its item id routes it,
+    its own `received_at` and its old id kept."""
+    single = Keys()
+    for n in range(12):
+        fields = {"v": "1", "source": "manual", "payload": json.dumps({"text": f"t{n}"})}
+        client.xadd(single.ingest_stream, {**fields, "received_at": f"2026-11-01T00:00:{n:02}+00:00"})
+    exported = soulcaster(redis_url, "export", INGEST_PARTITIONS="1")
+    dump = tmp_path / "ingest.jsonl"
+    dump.write_text(exported.stdout)
+
+    imported = soulcaster(redis_url, "import", str(dump), SOULCASTER_KEY_PREFIX="staging:")
+    assert "imported 12 entries" in imported.stderr, imported.stderr
+    staging = Keys("staging:", KEYS.partitioning)
+    landed = {part.index: client.xrange(part.ingest_stream) for part in staging.partitions}
+    assert sum(map(len, landed.values())) == 12 and sum(1 for entries in landed.values() if entries) > 1
+    old_ids = {entry_id for entry_id, _ in client.xrange(single.ingest_stream)}
+    for partition, entries in landed.items():
+        for _, fields in entries:
+            assert KEYS.partitioning.of(fields["item_id"]) == partition
+            assert fields["imported_from"] in old_ids and fields["received_at"].startswith("2026-11-01")
