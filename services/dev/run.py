@@ -33,7 +33,7 @@ from shared.clusters import ClusterView, list_cluster_ids, read_clusters
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
 from shared.redis_connection import connect
 from shared.settings import Settings
-from shared.stream_info import stream_info
+from shared.stream_info import stream_infos
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ async def wait_until_drained(redis: Redis, keys: Keys) -> None:
     streams = [(s, INGEST_GROUP) for s in keys.ingest_streams]
     streams += [(s, CLUSTERER_GROUP) for s in keys.new_item_streams]
     while True:
-        infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s, _ in streams]
+        infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s, _ in streams])
         drained = [
             any(g.name == group and g.lag == 0 and g.pending == 0 for g in info.groups)
             for info, (_, group) in zip(infos, streams, strict=True)
@@ -205,7 +205,7 @@ async def report(redis: Redis, keys: Keys) -> str:
     lines += ["", f"Clusters ({len(clusters)}), largest first:", cluster_table_header()]
     lines += [cluster_table_row(cluster) for cluster in clusters]
     streams = (*keys.ingest_streams, *keys.new_item_streams)
-    infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in streams]
+    infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s in streams])
     lines += ["", "Streams:", render(infos, {})]
     return "\n".join(lines)
 

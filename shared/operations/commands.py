@@ -127,11 +127,9 @@ async def resume(redis: Redis, partitions: Sequence[Keys], args: argparse.Namesp
 async def describe_streams(redis: Redis, keys: Keys, settings: Settings) -> str:
     from shared.operations.prefix_hint import empty_prefix_hint
     from shared.operations.stream_table import render
-    from shared.stream_info import stream_info
+    from shared.stream_info import stream_infos
 
-    infos = await asyncio.gather(
-        *(stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams)
-    )
+    infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s in keys.consumed_streams])
     paused = {
         (info.stream, group.name): await redis.get(keys.paused(info.stream, group.name))
         for info in infos
