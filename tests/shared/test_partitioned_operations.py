@@ -179,3 +179,45 @@ def test_ingest_entries_are_imported_through_the_publisher_into_their_partitions
         for _, fields in entries:
             assert KEYS.partitioning.of(fields["item_id"]) == partition
             assert fields["imported_from"] in old_ids and fields["received_at"].startswith("2026-11-01")
+
+
+def publish_routed(redis_url: str, count: int) -> None:
+    """`count` manual events, routed and published as the API would, into the 3 partitions."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from services.ingest.routing import routed
+    from shared.publisher import IngestPublisher, RawEvent
+
+    async def publish() -> None:
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        events = [routed(RawEvent.from_json("manual", {"text": f"report {n}"})) for n in range(count)]
+        await IngestPublisher(redis, KEYS, producer="test").publish_many(events)
+        await redis.aclose()
+
+    asyncio.run(publish())
+
+
+def test_replay_applies_each_partition_stream_in_its_own_partition(redis_url: str, client) -> None:
+    publish_routed(redis_url, 9)
+    lengths = [client.xlen(part.ingest_stream) for part in PARTS]
+    assert sum(lengths) == 9 and all(lengths), lengths
+
+    result = soulcaster(redis_url, "replay")
+    assert result.returncode == 0, result.stderr
+    assert "9 entries replayed" in result.stdout and "created: 9" in result.stdout, result.stdout
+    for part, length in zip(PARTS, lengths, strict=True):
+        stored = client.zrange(part.feedback_created, 0, -1)
+        assert len(stored) == length and {KEYS.partitioning.of(i) for i in stored} == {part.index}
+
+    again = soulcaster(redis_url, "replay", "--partition", "1")
+    assert f"{lengths[1]} entries replayed" in again.stdout and "created" not in again.stdout, again.stdout
+
+
+def test_index_sources_fills_each_partition_set_from_its_own_indexes(redis_url: str, client) -> None:
+    client.zadd(PARTS[0].feedback_source("zendesk"), {"a": 1})
+    client.zadd(PARTS[2].feedback_source("intercom"), {"b": 1})
+    result = soulcaster(redis_url, "index-sources")
+    assert "2 sources indexed: intercom, zendesk" in result.stdout, result.stdout
+    assert [client.smembers(part.feedback_sources) for part in PARTS] == [{"zendesk"}, set(), {"intercom"}]
