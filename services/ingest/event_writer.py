@@ -113,6 +113,8 @@ class EventWriter:
         self._sha = redis.register_script(SCRIPT).sha
         global_keys = [keys.feedback_created, keys.unclustered, keys.new_item_stream, keys.feedback_sources]
         self._slot_key = global_keys[0]
+        # A key an event does not use: '' on a single node, a name in the partition's slot when tagged.
+        self._no_key = keys.feedback_prefix() if keys.partitioning.tagged else ""
         self._global_keys = resp_items(global_keys)
         self._global_key_count = len(global_keys)
         self._global_args = [str(outcome_ttl_seconds), keys.feedback_prefix(), SCHEMA_VERSION]
@@ -137,10 +139,13 @@ class EventWriter:
                 result.reason,
                 "0",
             ]
-            return _prepared(entry_id, "", request_id, (outcome_key, "", "", ""), args, first_delivery)
+            none = self._no_key
+            return _prepared(entry_id, "", request_id, (outcome_key, none, none, none), args, first_delivery)
         item = result.item
         dedupe_key = (
-            self._keys.feedback_external(item.source, item.external_id, item.id) if item.external_id else ""
+            self._keys.feedback_external(item.source, item.external_id, item.id)
+            if item.external_id
+            else self._no_key
         )
         names: tuple[str, ...] = (
             outcome_key,
@@ -276,6 +281,7 @@ class EventWriter:
         connection or a stale slot map (the slot moved) refreshes the map and tries again, checking
         prior outcomes from then on, as the single-node retry does."""
         for attempt in range(RETRIES + 1):
+            await cluster.initialize()  # learns the slot map on first use; at once afterwards
             node = cluster.get_node_from_key(self._slot_key)
             if node is None:  # only asked of replicas; a master always owns a covered slot
                 raise ClusterDownError(f"no master owns the slot of {self._slot_key}")

@@ -20,6 +20,7 @@ from shared.publisher import IngestPublisher, RawEvent, UnroutedEvent
 from shared.settings import Settings
 from tests.api.conftest import client_for
 from tests.support.drained import ingested
+from tests.support.paths import FIXTURES
 from tests.support.waiting import run_consumers
 
 PARTITIONS = 3
@@ -95,6 +96,25 @@ async def test_an_event_without_an_external_id_is_routed_by_a_minted_id_that_bec
             seen.add(entry_id)
     assert seen == event_ids
     assert sum([await redis.zcard(view.feedback_created) for view in keys.partitions]) == 9
+
+
+async def test_a_github_page_is_routed_issue_by_issue_and_its_pull_request_is_skipped(
+    api: httpx.AsyncClient, redis: Redis, partitioned: Settings
+) -> None:
+    keys = partitioned.keys()
+    page = json.loads((FIXTURES / "github" / "rest_issues_page1.json").read_text())
+    answer = await api.post("/ingest/github", json=page, headers={"Idempotency-Key": "sync-1"})
+    assert answer.status_code == 202 and answer.json()["skipped_pull_requests"] == 1
+    await drain(partitioned, redis)
+
+    issues = [issue for issue in page if "pull_request" not in issue]
+    for issue in issues:
+        item_id = item_id_for("github", str(issue["id"]), "")
+        view = keys.for_item(item_id)
+        [fields] = [f for _, f in await redis.xrange(view.ingest_stream) if f[IngestField.ITEM_ID] == item_id]
+        assert json.loads(fields[IngestField.PAYLOAD])["id"] == issue["id"]
+        assert await redis.zscore(view.feedback_created, item_id) is not None
+    assert sum([await redis.xlen(view.ingest_stream) for view in keys.partitions]) == len(issues)
 
 
 async def test_a_keyed_retry_lands_in_the_same_partition_and_is_a_duplicate(
