@@ -169,3 +169,14 @@ async def test_streams_and_partitions_on_the_cluster(
     expected = masters_of(cluster, [part.ingest_stream for part in keys.partitions])
     assert [(rows[str(i)][3], rows[str(i)][4]) for i in range(3)] == expected
     assert "total: 3 partitions, 6 ingest entries, 0 new-item entries" in placed.stdout
+
+
+async def test_the_empty_prefix_hint_scans_every_master_and_names_the_prefix(
+    settings: Settings, cluster: LocalRedisCluster, cluster_redis: Redis
+) -> None:
+    dev = on_cluster(settings, cluster, 3, "dev:").keys()
+    for part in dev.partitions:
+        await cluster_redis.xadd(part.ingest_stream, {"n": "1"})
+    listed = soulcaster(cluster, "dlq", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "keys exist under the prefix 'dev:'" in listed.stdout, listed.stdout
