@@ -130,11 +130,11 @@ async def describe_streams(redis: Redis, keys: Keys, settings: Settings) -> str:
     from shared.stream_info import stream_infos
 
     infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s in keys.consumed_streams])
-    paused = {
-        (info.stream, group.name): await redis.get(keys.paused(info.stream, group.name))
-        for info in infos
-        for group in info.groups
-    }
+    pairs = [(info.stream, group.name) for info in infos for group in info.groups]
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream, group in pairs:
+            pipe.get(keys.paused(stream, group))
+        paused = dict(zip(pairs, await pipe.execute(), strict=True))
     families = (
         {
             f"total({Keys().ingest_stream})": keys.ingest_streams,
