@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel
 
 from services.api.auth import require_api_key
-from services.api.entry_ids import EntryId
+from services.api.entry_ids import EventId
 from services.api.errors import error_responses
 from services.api.resources import Resources
 from services.ingest.outcomes import Outcome, OutcomeField, find_event
@@ -31,8 +31,9 @@ class EventStatus(BaseModel):
 
 
 @router.get("/events/{event_id}", response_model=EventStatus, response_model_exclude_none=True)
-async def event_status(resources: Resources, event_id: Annotated[EntryId, Path()]) -> EventStatus:
-    """Every partition's hour hash in one pipeline, then (no record yet) every partition stream."""
+async def event_status(resources: Resources, event_id: Annotated[EventId, Path()]) -> EventStatus:
+    """The event's partition's hour hash, then (no record yet) its stream; a bare entry id asks
+    every partition in one pipeline each."""
     found = await find_event(resources.redis, resources.keys, event_id)
     if found is None:
         raise HTTPException(

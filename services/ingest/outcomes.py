@@ -4,8 +4,9 @@ The worker's write script records the outcome in the same atomic step as the eff
 dead-letter script records `dead_lettered` (see `dead_letter_outcome`). No record and the entry
 still in the stream: `pending`.
 Records are JSON objects in one hash per hour of entry ids (`Keys.event_outcomes`), one per partition.
-An event id does not say its partition (the entry id is the stream's), so a producer's lookup asks
-every partition's hour hash in one pipeline (`find_event`): on a cluster one round trip per master.
+With several partitions the API hands out partition-qualified event ids (`2:1700000000000-0`), so a
+lookup reads one partition; a bare entry id (from a log, or a new-item entry's `event_id`) is looked
+up in every partition's hour hash in one pipeline (`find_event`): on a cluster one round trip per master.
 """
 
 from __future__ import annotations
@@ -32,14 +33,18 @@ class EventFound:
     outcome: dict[str, str] | None
 
 
-async def find_event(redis: Redis, keys: Keys, entry_id: str) -> EventFound | None:
-    """The event's outcome in whichever partition holds it, else whether it is still in a stream.
+async def find_event(redis: Redis, keys: Keys, event_id: str) -> EventFound | None:
+    """The event's outcome in its partition (or, for a bare entry id, whichever holds it), else
+    whether it is still in a stream.
 
-    Two pipelines at most: one HGET per partition, then (no record) one XRANGE per partition stream.
-    Entry ids are unique per stream only: in the unlikely case two partitions appended the same id,
-    the lowest partition's record answers.
+    Two pipelines at most: one HGET per partition asked, then (no record) one XRANGE per stream.
+    Entry ids are unique per stream only: for a bare id that two partitions appended, the lowest
+    partition's record answers; the qualified id the API returned names exactly one.
     """
-    partitions = keys.partitions
+    partition, entry_id = keys.partitioning.locate_event(event_id)
+    if partition is not None and partition not in keys.partitioning.all:
+        return None
+    partitions = keys.partitions if partition is None else (keys.partition(partition),)
     async with redis.pipeline(transaction=False) as pipe:
         for part in partitions:
             pipe.hget(part.event_outcomes(entry_id), entry_id)
