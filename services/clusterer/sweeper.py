@@ -74,6 +74,8 @@ class Sweeper:
         """Item ids of entries the group has not acked: pending ones and those not yet delivered."""
         last_delivered = await self._last_delivered(stream)
         ids = set(await self._item_ids_after(stream, last_delivered))
+        if last_delivered == "0-0":
+            return ids  # nothing delivered, so nothing pending (and maybe no group to ask)
         start = "-"
         while True:
             page = await self._redis.xpending_range(
