@@ -6,6 +6,9 @@ its partition: hash, unclustered set, new-item event."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
@@ -22,10 +25,11 @@ from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
 from shared.keys import Keys
 from shared.redis_connection import connect, is_cluster
 from shared.settings import Settings
+from tests.clusterer.test_clusterer_process import SOULCASTER, start_clusterer
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster, cluster_membership
 from tests.support.drained import drained
 from tests.support.redis_cluster import LocalRedisCluster
-from tests.support.waiting import run_consumers
+from tests.support.waiting import eventually, run_consumers
 
 PARTITIONS = 3
 
@@ -69,8 +73,13 @@ def pkeys(partitioned: Settings) -> Keys:
 
 
 async def seed_spread(redis: Redis, keys: Keys, titles: list[str]) -> list[str]:
+    """Items in every partition, with the per-partition indexes the ingest script keeps."""
     ids = await seed_items(redis, keys, titles)
     assert {keys.partitioning.of(i) for i in ids} == set(range(PARTITIONS)), "seed every partition"
+    for rank, item_id in enumerate(ids):
+        partition = keys.for_item(item_id)
+        await redis.zadd(partition.feedback_created, {item_id: rank})
+        await redis.zadd(partition.feedback_source("manual"), {item_id: rank})
     return ids
 
 
@@ -214,6 +223,90 @@ async def test_clusters_from_before_the_authority_are_adopted_from_their_members
     assert await store.adopt_clusters() == len(ids)
     assert await client.hgetall(pkeys.cluster_of) == expected
     assert await store.adopt_clusters() == 0, "only once"
+
+
+def partition_env(settings: Settings) -> dict[str, str]:
+    return {
+        "INGEST_PARTITIONS": str(settings.ingest_partitions),
+        "REDIS_CLUSTER": str(settings.redis_cluster).lower(),
+    }
+
+
+async def unclustered_count(redis: Redis, keys: Keys) -> int:
+    return sum([int(await redis.scard(partition.unclustered)) for partition in keys.partitions])
+
+
+@pytest.mark.slow
+async def test_two_clusterer_processes_one_killed_mid_run_leave_every_partition_clustered(
+    client: Redis, pkeys: Keys, partitioned: Settings
+) -> None:
+    titles = [f"{title} (report {n})" for n in range(20) for title in topic_titles()]
+    ids = await seed_spread(client, pkeys, titles)
+    env = partition_env(partitioned)
+    doomed = start_clusterer(partitioned.redis_url, "doomed", **env)
+    peer = start_clusterer(partitioned.redis_url, "peer", **env)
+    try:
+
+        async def some_clustered() -> bool:
+            return await unclustered_count(client, pkeys) < len(ids) - 20
+
+        await eventually(some_clustered)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        assert await unclustered_count(client, pkeys) > 0, "killed too late to prove anything"
+        await eventually(lambda: drained(client, pkeys))
+    finally:
+        for process in (doomed, peer):
+            process.terminate()
+            process.wait(timeout=30)
+    members = await assert_each_item_in_one_cluster(client, pkeys, ids)
+    assert len(members) == 3
+
+
+def soulcaster(settings: Settings, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "EMBEDDER": "hashing",
+        "CLUSTER_RESOLUTION": "1",
+        **partition_env(settings),
+    }
+    done = subprocess.run(
+        [SOULCASTER, "--log-level", "WARNING", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.slow
+async def test_the_consolidate_recluster_and_sweep_commands_span_every_partition(
+    client: Redis, pkeys: Keys, partitioned: Settings
+) -> None:
+    ids = await seed_spread(client, pkeys, topic_titles())
+    strict = partitioned.model_copy(update={"cluster_resolution": 1.0, "cluster_similarity_threshold": 0.99})
+    await cluster_all(client, pkeys, strict)
+
+    passed = await asyncio.to_thread(soulcaster, partitioned, "consolidate", "--full")
+    assert '"moved": 12' in passed.stdout
+    members = await assert_each_item_in_one_cluster(client, pkeys, ids)
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]
+
+    requeued = await asyncio.to_thread(soulcaster, partitioned, "recluster", "--source", "manual")
+    assert "re-enqueued 15 items; deleted 3 clusters" in requeued.stdout
+    assert await unclustered_count(client, pkeys) == len(ids)
+    for keys in pkeys.partitions:  # as if every event had been lost: only the sweeper can help
+        await client.delete(keys.new_item_stream)
+    swept = await asyncio.to_thread(soulcaster, partitioned, "sweep")
+    assert "re-enqueued 15, dropped 0" in swept.stdout
+
+    await cluster_all(client, pkeys, partitioned)
+    members = await assert_each_item_in_one_cluster(client, pkeys, ids)
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]
 
 
 async def test_coroutines_of_one_process_never_hold_the_lock_together(client: Redis, pkeys: Keys) -> None:
