@@ -23,17 +23,27 @@ written by hand, must not fail every page it appears on."""
 UNREADABLE_METADATA = "_unparsed"
 
 
-def item_id_for(source: str, external_id: str | None, entry_id: str, idempotency_key: str = "") -> str:
+def item_id_for(
+    source: str,
+    external_id: str | None,
+    entry_id: str,
+    idempotency_key: str = "",
+    assigned_item_id: str = "",
+) -> str:
     """Deterministic id: a redelivered or replayed event maps to the same item.
 
     The source's own id comes first; without one, the producer's `Idempotency-Key`, so a client that
     retries after an unclear answer (a 503 whose entry was in fact stored) names the same item again;
-    only then the stream entry id, which differs for every append.
+    then the id the publisher assigned (with several partitions: it routes the event before the
+    append, when the entry id is not known yet); only then the stream entry id, which differs for
+    every append.
     """
     if external_id:
         name = f"{source}:{external_id}"
     elif idempotency_key:
         name = f"idempotency:{source}:{idempotency_key}"
+    elif assigned_item_id:
+        return assigned_item_id
     else:
         name = f"entry:{entry_id}"
     return uuid5_text(name)

@@ -1,8 +1,16 @@
-"""Appending raw events to `stream:ingest`: the one way any producer hands feedback to the system."""
+"""Appending raw events to the ingest stream: the one way any producer hands feedback to the system.
+
+With several partitions (or on a Redis Cluster) there is one ingest stream per partition, and an
+event goes to the partition of the item it is about, so that every event about an item meets that
+item's dedupe key in its own slot. The item id comes with the event (`RawEvent.item_id`): the
+publisher cannot derive it, the source's normalizer does (services/ingest/routing.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.keys import SCHEMA_VERSION, IngestField, Keys
+from shared.redis_connection import is_cluster
 
 
 @dataclass(frozen=True)
@@ -18,12 +27,15 @@ class RawEvent:
     """One event as a producer received it; `payload` is kept verbatim so a replay sees exactly that.
 
     `idempotency_key` is the producer's name for this event across its retries (empty: none).
+    `item_id` is the id of the item the worker will make of it (services.ingest.routing.routed):
+    needed to route it when there are several partitions, ignored on a single node.
     """
 
     source: str
     payload: str
     request_id: str = ""
     idempotency_key: str = ""
+    item_id: str = ""
 
     @classmethod
     def from_json(
@@ -32,8 +44,14 @@ class RawEvent:
         payload: Mapping[str, Any] | Sequence[Any],
         request_id: str = "",
         idempotency_key: str = "",
+        item_id: str = "",
     ) -> RawEvent:
-        return cls(source, json.dumps(payload, separators=(",", ":")), request_id, idempotency_key)
+        return cls(source, json.dumps(payload, separators=(",", ":")), request_id, idempotency_key, item_id)
+
+
+class UnroutedEvent(ValueError):
+    """An event without its item id, published where there are partitions to choose from (a bug in
+    the producer, never an input error: route it with `services.ingest.routing.routed`)."""
 
 
 class IngestPublisher:
@@ -41,7 +59,10 @@ class IngestPublisher:
 
     def __init__(self, redis: Redis, keys: Keys, producer: str) -> None:
         self._redis = redis
-        self._stream = keys.ingest_stream
+        self._partitioning = keys.partitioning
+        self._streams = keys.ingest_streams
+        self._routed = keys.partitioning.tagged
+        self._cluster = is_cluster(redis)
         self._producer = producer
 
     def _fields(self, event: RawEvent) -> dict[str, str]:
@@ -55,18 +76,60 @@ class IngestPublisher:
         }
         if event.idempotency_key:
             fields[IngestField.IDEMPOTENCY_KEY] = event.idempotency_key
+        if self._routed:
+            if not event.item_id:
+                raise UnroutedEvent(f"a {event.source} event without its item id cannot be routed")
+            fields[IngestField.ITEM_ID] = event.item_id
         return fields
+
+    def _partition(self, event: RawEvent) -> int:
+        return self._partitioning.of(event.item_id) if self._routed else 0
 
     async def publish(self, event: RawEvent) -> str:
         """Returns the stream entry id, which is also the event id a producer can look up."""
-        entry_id: str = await self._redis.xadd(self._stream, self._fields(event))  # type: ignore[arg-type]
+        fields = self._fields(event)
+        stream = self._streams[self._partition(event)]
+        entry_id: str = await self._redis.xadd(stream, fields)  # type: ignore[arg-type]
         return entry_id
 
     async def publish_many(self, events: Sequence[RawEvent]) -> list[str]:
         """One round trip for a whole batch, in order, all or nothing: a producer that retries a
-        failed batch never finds half of it already accepted."""
+        failed batch never finds half of it already accepted.
+
+        On one server a single MULTI covers every partition's stream. A Redis Cluster runs a MULTI
+        only within one slot, so there the batch is one MULTI per partition, sent concurrently: each
+        partition's share is all or nothing, the batch as a whole is not. When one fails the call
+        raises, and the producer's retry may append again the shares that were stored; their events
+        then end as duplicates (every event has an item id the worker derives again), except those
+        with neither an external id nor an `Idempotency-Key`, which become a second item.
+        """
+        fields = [self._fields(event) for event in events]
+        if not self._cluster:
+            return await self._append_atomically(
+                [(self._streams[self._partition(e)], f) for e, f in zip(events, fields, strict=True)]
+            )
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            by_partition[self._partition(event)].append(index)
+        shares = list(by_partition.items())
+        results = await asyncio.gather(
+            *(
+                self._append_atomically([(self._streams[partition], fields[i]) for i in indexes])
+                for partition, indexes in shares
+            ),
+            return_exceptions=True,
+        )
+        entry_ids = [""] * len(events)
+        for (_, indexes), result in zip(shares, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            for index, entry_id in zip(indexes, result, strict=True):
+                entry_ids[index] = entry_id
+        return entry_ids
+
+    async def _append_atomically(self, appends: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
         async with self._redis.pipeline(transaction=True) as pipe:
-            for event in events:
-                pipe.xadd(self._stream, self._fields(event))  # type: ignore[arg-type]
+            for stream, fields in appends:
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
             entry_ids: list[str] = await pipe.execute()
         return entry_ids

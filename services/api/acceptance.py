@@ -6,6 +6,9 @@ date it cannot convert, a Sentry report without an id) is refused here, while th
 still fix it, instead of being dead-lettered later. Webhooks also validate their delivery shape
 first, because the route needs the parsed delivery (its event kind, its pull requests).
 
+The trial also yields the id of the item each payload will become, which routes it to its
+partition's stream (services/ingest/routing.py).
+
 A payload is published exactly as received when it is the whole body; an element of a batch is
 published on its own (re-serialized), one stream entry per event, all in one round trip.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,15 +27,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.api.resources import app_resources, request_id
-from services.ingest.normalized import EventContext, InvalidPayload
+from services.ingest.normalized import InvalidPayload
 from services.ingest.normalizers import NORMALIZERS
+from services.ingest.routing import routed_item_id, trial_context
 from shared.publisher import RawEvent
 
 Parsed = TypeVar("Parsed")
 Location = tuple[str | int, ...]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_TRIAL_ENTRY_ID = "0-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """What a payload's trial normalization settled: the item id it is routed by and the
+    idempotency key it is published with (that id may derive from it)."""
+
+    item_id: str
+    idempotency_key: str
 
 
 class Accepted(BaseModel):
@@ -72,26 +85,38 @@ def validated_each(shape: TypeAdapter[Parsed], items: Any, location: Location) -
     return parsed
 
 
-def normalizes(source: str, payloads: Sequence[Any], location: Location, batch: bool) -> None:
-    """The trial normalization: 422 naming each payload the worker could not turn into an item.
+def normalizes(
+    request: Request, source: str, payloads: Sequence[Any], location: Location, batch: bool
+) -> list[Trial]:
+    """The trial normalization: 422 naming each payload the worker could not turn into an item;
+    else each payload's routing.
 
     A payload of the wrong shape fails inside the normalizer's own validation; its field-by-field
     problems are reported as they are, so the shape is validated once, by the normalizer.
+    Element `i` of a batch sent with key `K` carries `K#i`, so each element is its own item.
     """
-    context = EventContext(_TRIAL_ENTRY_ID, datetime.now(UTC))
+    key = idempotency_key(request)
+    received_at = datetime.now(UTC)
     errors: list[dict[str, Any]] = []
+    trials: list[Trial] = []
     for index, payload in enumerate(payloads):
         where = (*location, index) if batch else location
+        event_key = f"{key}#{index}" if key and batch else key
+        context = trial_context(received_at, event_key)
         try:
-            NORMALIZERS[source](payload, context)
+            result = NORMALIZERS[source](payload, context)
         except InvalidPayload as error:
             cause = error.__cause__
             shape_errors = problems(cause, where) if isinstance(cause, ValidationError) else None
             errors += shape_errors or [problem(where, f"cannot become a {source} item: {error}")]
+            continue
         except (ValueError, OverflowError) as error:
             errors.append(problem(where, f"cannot become a {source} item: {error}"))
+            continue
+        trials.append(Trial(routed_item_id(result, context), event_key))
     if errors:
         raise RequestValidationError(errors)
+    return trials
 
 
 def problems(error: ValidationError, location: Location) -> list[dict[str, Any]]:
@@ -123,21 +148,19 @@ def idempotency_key(request: Request) -> str:
     return presented
 
 
-async def accept_one(request: Request, source: str, payload_text: str) -> JSONResponse:
-    event = RawEvent(source, payload_text, request_id(request), idempotency_key(request))
+async def accept_one(request: Request, source: str, payload_text: str, trial: Trial) -> JSONResponse:
+    event = RawEvent(source, payload_text, request_id(request), trial.idempotency_key, trial.item_id)
     event_id = await app_resources(request).publisher.publish(event)
     return JSONResponse({"event_id": event_id}, status_code=status.HTTP_202_ACCEPTED)
 
 
-async def accept_many(request: Request, source: str, payloads: Sequence[Any], **extra: Any) -> JSONResponse:
-    """One entry per payload; the caller has checked the batch size before validating it.
-
-    Element `i` of a batch sent with key `K` carries `K#i`, so each element is its own item.
-    """
-    key = idempotency_key(request)
+async def accept_many(
+    request: Request, source: str, payloads: Sequence[Any], trials: Sequence[Trial], **extra: Any
+) -> JSONResponse:
+    """One entry per payload, with its trial; the caller has checked the batch size before."""
     events = [
-        RawEvent.from_json(source, payload, request_id(request), f"{key}#{index}" if key else "")
-        for index, payload in enumerate(payloads)
+        RawEvent.from_json(source, payload, request_id(request), trial.idempotency_key, trial.item_id)
+        for payload, trial in zip(payloads, trials, strict=True)
     ]
     event_ids = await app_resources(request).publisher.publish_many(events) if events else []
     return JSONResponse({"event_ids": event_ids, **extra}, status_code=status.HTTP_202_ACCEPTED)

@@ -48,18 +48,18 @@ async def ingest_reddit(request: Request, resources: Resources) -> JSONResponse:
     body = await read_json_body(request, resources.settings.max_body_bytes)
     if isinstance(body.data, list):
         check_batch_size(request, len(body.data))
-        normalizes("reddit", body.data, ("body",), batch=True)
-        return await accept_many(request, "reddit", body.data)
-    normalizes("reddit", [body.data], ("body",), batch=False)
-    return await accept_one(request, "reddit", body.text)
+        trials = normalizes(request, "reddit", body.data, ("body",), batch=True)
+        return await accept_many(request, "reddit", body.data, trials)
+    [trial] = normalizes(request, "reddit", [body.data], ("body",), batch=False)
+    return await accept_one(request, "reddit", body.text, trial)
 
 
 @router.post("/manual", status_code=202, openapi_extra=raw_json_body("ManualIngestBody", MANUAL_PAYLOAD))
 async def ingest_manual(request: Request, resources: Resources) -> JSONResponse:
     """`{"text": ..., "title"?: ..., "metadata"?: {...}}`."""
     body = await read_json_body(request, resources.settings.max_body_bytes)
-    normalizes("manual", [body.data], ("body",), batch=False)
-    return await accept_one(request, "manual", body.text)
+    [trial] = normalizes(request, "manual", [body.data], ("body",), batch=False)
+    return await accept_one(request, "manual", body.text, trial)
 
 
 @router.post("/feedback", status_code=202, openapi_extra=raw_json_body("FeedbackIngestBody", FEEDBACK_BODY))
@@ -71,7 +71,7 @@ async def ingest_feedback(request: Request, resources: Resources) -> JSONRespons
         if not isinstance(items, list):
             raise RequestValidationError([problem(("body", "items"), "expected a JSON array")])
         check_batch_size(request, len(items))
-        normalizes("feedback", items, ("body", "items"), batch=True)
-        return await accept_many(request, "feedback", items)
-    normalizes("feedback", [body.data], ("body",), batch=False)
-    return await accept_one(request, "feedback", body.text)
+        trials = normalizes(request, "feedback", items, ("body", "items"), batch=True)
+        return await accept_many(request, "feedback", items, trials)
+    [trial] = normalizes(request, "feedback", [body.data], ("body",), batch=False)
+    return await accept_one(request, "feedback", body.text, trial)

@@ -88,8 +88,8 @@ async def ingest_sentry(
     report = SentryReport.of(validated(SENTRY_PAYLOAD, body.data))
     if report.external_id is None:
         raise RequestValidationError([problem(("body",), "no issue short id, issue id or event id")])
-    normalizes("sentry", [body.data], ("body",), batch=False)
-    return await accept_one(request, "sentry", body.text)
+    [trial] = normalizes(request, "sentry", [body.data], ("body",), batch=False)
+    return await accept_one(request, "sentry", body.text, trial)
 
 
 @router.post(
@@ -110,8 +110,8 @@ async def ingest_github(
     if x_github_event != "issues":
         return ignored(f"github event {x_github_event!r} is not ingested")
     validated(GITHUB_DELIVERY, body.data)
-    normalizes("github", [body.data], ("body",), batch=False)
-    return await accept_one(request, "github", body.text)
+    [trial] = normalizes(request, "github", [body.data], ("body",), batch=False)
+    return await accept_one(request, "github", body.text, trial)
 
 
 async def _rest_issues(request: Request, body: JsonBody) -> JSONResponse:
@@ -122,6 +122,16 @@ async def _rest_issues(request: Request, body: JsonBody) -> JSONResponse:
         )
     check_batch_size(request, len(body.data))
     issues = validated_each(GITHUB_ISSUE, body.data, ("body",))
-    normalizes("github", body.data, ("body",), batch=True)
-    kept = [raw for raw, issue in zip(body.data, issues, strict=True) if not issue.is_pull_request]
-    return await accept_many(request, "github", kept, skipped_pull_requests=len(issues) - len(kept))
+    trials = normalizes(request, "github", body.data, ("body",), batch=True)
+    kept = [
+        (raw, trial)
+        for raw, issue, trial in zip(body.data, issues, trials, strict=True)
+        if not issue.is_pull_request
+    ]
+    return await accept_many(
+        request,
+        "github",
+        [raw for raw, _ in kept],
+        [trial for _, trial in kept],
+        skipped_pull_requests=len(issues) - len(kept),
+    )

@@ -13,7 +13,9 @@
 --
 -- KEYS[1] feedback:created  KEYS[2] feedback:unclustered  KEYS[3] stream:feedback:new
 -- KEYS[4] feedback:sources; then per event 4 keys: outcomes hash (the event's hour; field = entry
--- id, value = JSON), item hash key, dedupe key ('' when none), source zset key.
+-- id, value = JSON), item hash key, dedupe key ('' when none), source zset key. With tagged names
+-- a key an event does not use is ARGV[2] instead of '' (a cluster refuses a key outside the slot,
+-- and '' hashes to slot 0): the item-hash prefix is in the partition's slot and never a key.
 -- ARGV[1] outcome ttl seconds, ARGV[2] the item-hash key prefix (to find a legacy item by id),
 -- ARGV[3] schema version of new-item events, ARGV[4] mode: MODE.apply (the worker), MODE.replay
 -- (a backfill through a newer normalizer: every event is applied again, a known item is updated in
@@ -259,8 +261,10 @@ local function apply_all()
   local a, k = 6, 5
   while a <= #ARGV do
     local count = tonumber(ARGV[a + 12])
+    local dedupe_key = KEYS[k + 2]
+    if dedupe_key == item_prefix then dedupe_key = '' end
     local outcome = apply({
-      outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = KEYS[k + 2], source_key = KEYS[k + 3],
+      outcome_key = KEYS[k], item_key = KEYS[k + 1], dedupe_key = dedupe_key, source_key = KEYS[k + 3],
       check_prior = ARGV[a] == '1', kind = ARGV[a + 1], entry_id = ARGV[a + 2], item_id = ARGV[a + 3],
       source = ARGV[a + 4], score = ARGV[a + 5], created_at = ARGV[a + 6], request_id = ARGV[a + 7],
       update_existing = ARGV[a + 8] == '1', create_if_new = ARGV[a + 9] == '1', revision = ARGV[a + 10],

@@ -16,8 +16,9 @@ from shared.models import FeedbackItem, item_id_for
 
 @dataclass(slots=True)
 class EventContext:
-    """Where a raw event came from: its stream entry id, when the API received it, and the
-    producer's idempotency key (empty when none was sent).
+    """Where a raw event came from: its stream entry id, when the API received it, the producer's
+    idempotency key (empty when none was sent) and the item id its publisher assigned (with several
+    partitions, the `item_id` field; empty on a single node).
 
     This and `Normalized` are made once per ingested event, so they are slotted rather than frozen
     (a frozen dataclass's `__init__` costs about ten times as much); nothing changes them."""
@@ -25,9 +26,10 @@ class EventContext:
     entry_id: str
     received_at: datetime
     idempotency_key: str = ""
+    assigned_item_id: str = ""
 
     def item_id(self, source: str, external_id: str | None) -> str:
-        return item_id_for(source, external_id, self.entry_id, self.idempotency_key)
+        return item_id_for(source, external_id, self.entry_id, self.idempotency_key, self.assigned_item_id)
 
 
 @dataclass(slots=True)

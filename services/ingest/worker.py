@@ -1,16 +1,22 @@
-"""The ingest worker: one consumer of group `ingest` on `stream:ingest`.
+"""The ingest worker: one consumer of group `ingest` on `stream:ingest` (one per partition stream).
 
 Each raw event is normalized by its source's normalizer and encoded on its own, then the whole
 batch is written by one Lua call (dedupe, item keys, indexes, new-item event, outcome record) and
 acked. An event that fails to normalize or encode, whatever the exception, fails alone and is
 dead-lettered at once with the reason: a pure function of its payload would fail the same way on
 every retry. Anything that fails after that (Redis) is retried.
+
+With several partitions an item's keys live in its partition's slot, and each partition's stream
+is read by its own consumer: an entry whose item belongs to another partition (appended by hand to
+the wrong stream, or replayed through a normalizer that now derives another id) is dead-lettered,
+never written into a slot that is not its item's.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,14 +27,23 @@ from redis.exceptions import ResponseError
 
 from services.ingest.dead_letter_outcome import dead_letter_outcome
 from services.ingest.event_writer import Applied, EventWriter, PreparedEvent
-from services.ingest.normalized import EventContext, InvalidPayload, Normalizer, NormalizeResult
+from services.ingest.normalized import (
+    EventContext,
+    InvalidPayload,
+    Normalized,
+    Normalizer,
+    NormalizeResult,
+)
 from shared import metrics
 from shared.consumer import Failures, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
 from shared.keys import INGEST_GROUP, SCHEMA_VERSION, IngestField, Keys
+from shared.partitions import SINGLE_NODE, Partitioning
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+ASSIGNED_ITEM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The shape of a publisher's minted item id (a uuid4, in its canonical form): it names keys."""
 
 
 def received_at(message: StreamMessage) -> datetime:
@@ -41,9 +56,19 @@ def received_at(message: StreamMessage) -> datetime:
 
 
 class IngestHandler:
-    def __init__(self, writer: EventWriter, normalizers: Mapping[str, Normalizer]) -> None:
+    def __init__(
+        self,
+        writer: EventWriter,
+        normalizers: Mapping[str, Normalizer],
+        partitioning: Partitioning = SINGLE_NODE,
+        partition: int = 0,
+    ) -> None:
+        """`partition`: the one whose stream the entries come from, of `partitioning`."""
         self._writer = writer
         self._normalizers = normalizers
+        self._partitioning = partitioning
+        self._partition = partition
+        self._checks_partition = partitioning.count > 1
 
     async def __call__(self, messages: Sequence[StreamMessage]) -> Failures:
         failures: dict[str, Exception] = {}
@@ -61,6 +86,8 @@ class IngestHandler:
         """The event ready to write, or `InvalidPayload` with the reason, whatever went wrong."""
         try:
             result = self.normalize(message)
+            if self._checks_partition and isinstance(result, Normalized):
+                self._check_partition(result.item.id)
             request_id = message.fields.get(IngestField.REQUEST_ID, "")
             return self._writer.prepare(
                 message.id, request_id, result, first_delivery=message.deliveries == 1
@@ -69,6 +96,15 @@ class IngestHandler:
             raise
         except Exception as exc:
             raise InvalidPayload(f"{type(exc).__name__}: {exc}") from exc
+
+    def _check_partition(self, item_id: str) -> None:
+        owner = self._partitioning.of(item_id)
+        if owner != self._partition:
+            raise InvalidPayload(
+                f"item {item_id} belongs to partition {owner}, not to partition {self._partition}"
+                " whose stream this entry is in: it was appended to the wrong partition's stream"
+                " (routed by another item id than its normalizer derives)"
+            )
 
     def normalize(self, message: StreamMessage) -> NormalizeResult:
         fields = message.fields
@@ -83,9 +119,12 @@ class IngestHandler:
             payload = json.loads(fields.get(IngestField.PAYLOAD, ""))
         except json.JSONDecodeError as exc:
             raise InvalidPayload(f"payload is not valid JSON: {exc}") from exc
+        assigned = fields.get(IngestField.ITEM_ID, "")
+        if assigned and not ASSIGNED_ITEM_ID.fullmatch(assigned):
+            raise InvalidPayload(f"{IngestField.ITEM_ID} {assigned[:80]!r} is not a UUID")
         try:
             context = EventContext(
-                message.id, received_at(message), fields.get(IngestField.IDEMPOTENCY_KEY, "")
+                message.id, received_at(message), fields.get(IngestField.IDEMPOTENCY_KEY, ""), assigned
             )
             return normalizer(payload, context)
         except ValidationError as exc:
@@ -116,6 +155,7 @@ def record_outcomes(applied: Sequence[Applied]) -> None:
 def build_ingest_consumer(
     settings: Settings, redis: Redis, keys: Keys, normalizers: Mapping[str, Normalizer] | None = None
 ) -> StreamConsumer:
+    """The consumer of one partition's stream: `keys` is that partition's view (`keys.partition(i)`)."""
     if normalizers is None:
         from services.ingest.normalizers import NORMALIZERS
 
@@ -130,4 +170,5 @@ def build_ingest_consumer(
         burial_record=dead_letter_outcome(keys, settings.event_outcome_ttl_seconds),
     )
     writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
-    return StreamConsumer(redis, config, IngestHandler(writer, normalizers))
+    handler = IngestHandler(writer, normalizers, keys.partitioning, keys.index)
+    return StreamConsumer(redis, config, handler)

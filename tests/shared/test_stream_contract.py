@@ -336,6 +336,7 @@ async def test_required_ingest_fields_are_the_ones_the_worker_needs(
         IngestField.SOURCE: "manual",
         IngestField.PAYLOAD: json.dumps({"text": "Search ignores accents"}),
         IngestField.RECEIVED_AT: "2026-12-01T10:00:00+00:00",
+        IngestField.ITEM_ID: "3d0e6f0a-5b1c-4e7d-9a2f-8c4b1e6d7f20",  # its schema says: a uuid
     }
     without: dict[str, str] = {}
     for missing in names(IngestField):

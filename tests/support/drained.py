@@ -31,8 +31,11 @@ async def group_drained(redis: Redis, stream: str, group: str) -> bool:
 
 
 async def ingested(redis: Redis, keys: Keys) -> bool:
-    """The ingest group has handled every entry of the ingest stream."""
-    return await group_drained(redis, keys.ingest_stream, INGEST_GROUP)
+    """The ingest group has handled every entry of every partition's ingest stream."""
+    for stream in keys.ingest_streams:
+        if not await group_drained(redis, stream, INGEST_GROUP):
+            return False
+    return True
 
 
 async def drained(redis: Redis, keys: Keys, *, through_ingest: bool = False) -> bool:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from services.dev.local_redis import free_port
-from shared.keys import Keys
 from shared.settings import Settings
 from tests.support.drained import ingested, run_with_redis
 from tests.support.waiting import wait_for
@@ -85,7 +84,7 @@ class Pipeline:
 
     def wait_until_ingested(self, timeout: float = 15.0) -> None:
         """Block until the ingest group has read and acked every entry in `stream:ingest`."""
-        keys, url = Keys(self.settings.key_prefix), self.settings.redis_url
+        keys, url = self.settings.keys(), self.settings.redis_url
         wait_for(lambda: run_with_redis(url, lambda r: ingested(r, keys)), "everything ingested", timeout)
 
     def _call(self, coroutine: object) -> None:
@@ -100,16 +99,21 @@ class Pipeline:
         from shared.redis_connection import connect
 
         client = connect(self.settings)
-        consumer = build_ingest_consumer(self.settings, client, Keys(self.settings.key_prefix))
-        await consumer.ensure_group()
+        keys = self.settings.keys()
+        consumers = [
+            build_ingest_consumer(self.settings, client, keys.partition(i)) for i in keys.partitioning.all
+        ]
+        for consumer in consumers:
+            await consumer.ensure_group()
         self._worker_stop = asyncio.Event()
         stop = self._worker_stop
 
         async def run() -> None:
-            task = asyncio.create_task(consumer.run())
+            tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
             await stop.wait()
-            consumer.stop()
-            await task
+            for consumer in consumers:
+                consumer.stop()
+            await asyncio.gather(*tasks)
             await client.aclose()
 
         self._worker_task = asyncio.ensure_future(run())
