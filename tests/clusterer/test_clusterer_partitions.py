@@ -1,7 +1,8 @@
 """The clusterer on three partitions: on one redis-server (tagged names, quick) and on a real
 3-master Redis Cluster (slow), with the same scenarios, the hashing embedder and the invariants of
-tests/support/cluster_invariants.py. Items are seeded the way the ingest script leaves them, each in
-its partition: hash, unclustered set, new-item event."""
+tests/support/cluster_invariants.py. Items come through the real API and ingest workers in one
+test; the others seed them the way the ingest script leaves them, each in its partition: hash,
+indexes, unclustered set, new-item event."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from services.clusterer.recluster import Reclusterer
 from services.clusterer.sweeper import Sweeper
 from services.clusterer.worker import ClusterWorker, build_clusterer_consumers
 from services.dev.stand_ins.feedback_seed import seed_items, topic_titles
+from services.ingest.worker import build_ingest_consumer
 from shared.keys import Keys
 from shared.redis_connection import connect, is_cluster
 from shared.settings import Settings
+from tests.api.conftest import client_for
 from tests.clusterer.test_clusterer_process import SOULCASTER, start_clusterer
 from tests.support.cluster_invariants import assert_each_item_in_one_cluster, cluster_membership
 from tests.support.drained import drained
@@ -98,6 +101,30 @@ async def test_items_of_every_partition_are_each_clustered_exactly_once(
     assert any(len({pkeys.partitioning.of(i) for i in m}) > 1 for m in members.values())
     if partitioned.redis_cluster:
         assert is_cluster(client)
+
+
+async def test_items_ingested_through_the_real_api_and_ingest_workers_are_each_clustered_once(
+    client: Redis, pkeys: Keys, partitioned: Settings
+) -> None:
+    titles = topic_titles()
+    batch = {
+        "items": [{"source": "manual", "title": t, "external_id": f"e-{n}"} for n, t in enumerate(titles)]
+    }
+    async for api in client_for(partitioned):
+        assert (await api.post("/ingest/feedback", json=batch)).status_code == 202
+    ingest = [
+        build_ingest_consumer(partitioned, client, pkeys.partition(i)) for i in partitioned.owned_partitions
+    ]
+    for consumer in ingest:
+        await consumer.ensure_group()
+    clusterers = build_clusterer_consumers(partitioned, client, pkeys)
+    await run_consumers([*ingest, *clusterers], lambda: drained(client, pkeys, through_ingest=True))
+
+    ids = [i for keys in pkeys.partitions for i in await client.zrange(keys.feedback_created, 0, -1)]
+    assert len(ids) == len(titles)
+    assert {pkeys.partitioning.of(i) for i in ids} == set(range(PARTITIONS))
+    members = await assert_each_item_in_one_cluster(client, pkeys, ids)
+    assert sorted(len(m) for m in members.values()) == [5, 5, 5]
 
 
 async def test_a_crash_between_the_cluster_write_and_the_mirror_is_repaired_by_the_redelivery(
