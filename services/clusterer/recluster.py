@@ -8,8 +8,8 @@ or both (then the clusterer keeps its cluster), never lost.
 
 - `--all`: every item (every partition's feedback:created and unclustered set, every cluster's
   members, the authority); every cluster ends empty and is deleted, then the Redis vector logs,
-  neighbour graphs, pass cursors and error-group anchors are deleted too (the next vectors come from whatever embedder the
-  clusterers now run).
+  neighbour graphs, pass cursors and error-group anchors are deleted too (the next vectors come
+  from whatever embedder the clusterers now run).
 - `--source S`: the items of one source. Clusters left empty are deleted; a cluster that keeps
   other members gets its sum, size, per-source counts and title item corrected, using the removed
   items' vectors from the current embedder (so after changing the model, use `--all`). Their old
