@@ -352,3 +352,15 @@ async def test_coroutines_of_one_process_never_hold_the_lock_together(client: Re
     await asyncio.gather(*(hold(n) for n in range(8)))
     assert overlaps == []
     assert not await client.exists(pkeys.cluster_lock)
+
+
+def test_a_clusterer_process_reads_the_partitions_it_owns_with_one_worker(settings: Settings) -> None:
+    owning = settings.model_copy(update={"ingest_partitions": PARTITIONS, "ingest_partitions_owned": "1-2"})
+    keys = owning.keys()
+    consumers = build_clusterer_consumers(owning, Redis.from_url(owning.redis_url), keys)
+
+    assert [c.config.stream for c in consumers] == [
+        keys.partition(1).new_item_stream,
+        keys.partition(2).new_item_stream,
+    ]
+    assert len({id(c._handler) for c in consumers}) == 1
