@@ -208,6 +208,7 @@ async def test_recluster_all_requeues_every_item_in_its_own_partition_then_clust
     assert (result.requeued, result.clusters_deleted) == (15, 3)
     assert await cluster_membership(client, pkeys) == {}
     assert not await client.exists(pkeys.cluster_of)
+    assert not [key async for key in client.scan_iter(match=pkeys.vectors("*"))]
     for index, keys in enumerate(pkeys.partitions):
         mine = {i for i in ids if pkeys.partitioning.of(i) == index}
         assert await client.smembers(keys.unclustered) == mine
