@@ -74,7 +74,9 @@ def is_cluster(redis: Redis) -> bool:
 def binary_twin(redis: Redis) -> Redis:
     """A client on the same server (or cluster) whose replies stay bytes: raw float32 vectors."""
     if isinstance(redis, RedisCluster):
-        nodes = [ClusterNode(node.host, node.port) for node in redis.get_nodes()]
+        # Before its first command a cluster client knows only its startup nodes.
+        known = redis.get_nodes() or list(redis.nodes_manager.startup_nodes.values())
+        nodes = [ClusterNode(node.host, node.port) for node in known]
         kwargs = redis.get_connection_kwargs()
         twin = RedisCluster(
             startup_nodes=nodes,
