@@ -110,15 +110,16 @@ async def run_lock(redis: Redis, keys: Keys) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]:
-    """API on a local port plus one ingest worker and one clusterer; yields the API's URL."""
+    """API on a local port plus an ingest worker and a clusterer (a consumer per partition each);
+    yields the API's URL."""
     from services.api.app import create_app
-    from services.clusterer.worker import build_clusterer_consumer
+    from services.clusterer.worker import build_clusterer_consumers
     from services.ingest.worker import build_ingest_consumer
 
     redis = connect(settings)
     consumers = [
-        build_ingest_consumer(settings, redis, keys),
-        build_clusterer_consumer(settings, redis, keys),
+        *(build_ingest_consumer(settings, redis, keys.partition(i)) for i in settings.owned_partitions),
+        *build_clusterer_consumers(settings, redis, keys),
     ]
     port = port_or_free(settings.api_host, settings.api_port)
     server = EmbeddedServer(
