@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -9,6 +10,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import Settings
@@ -69,6 +71,19 @@ def connect_cluster(settings: Settings, socket_timeout: float) -> Redis:
 
 def is_cluster(redis: Redis) -> bool:
     return isinstance(redis, RedisCluster)
+
+
+async def learn_slot_map(redis: Redis) -> None:
+    """Let a cluster client learn its slot map before a process's tasks share it.
+
+    redis-py's cluster client initializes on first use and then replaces its startup nodes,
+    disconnecting their connections: a second task's first command on one of them then fails with
+    an `AttributeError` nothing retries (seen with six consumers starting at once). Learning the map
+    first, alone, avoids that. A cluster not reachable yet is left to the first command's retries.
+    """
+    if isinstance(redis, RedisCluster):
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, RedisClusterException):
+            await redis.initialize()
 
 
 def binary_twin(redis: Redis) -> Redis:
