@@ -255,6 +255,12 @@ class Keys:
         return self._cluster_state("clusters:by_created")
 
     @property
+    def cluster_of(self) -> str:
+        """Item id -> its cluster: the authority, written with the cluster keys under the lock fence.
+        An item's own `cluster_id` field is a mirror in the item's partition, written after it."""
+        return self._cluster_state("cluster:of")
+
+    @property
     def cluster_lock(self) -> str:
         return self._cluster_state("cluster:lock")
 

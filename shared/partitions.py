@@ -65,6 +65,17 @@ class Partitioning:
     def all(self) -> range:
         return range(self.count)
 
+    def event_id(self, partition: int, entry_id: str) -> str:
+        """The id a producer gets for an event: its entry id, qualified by its partition when there
+        are several, because entry ids are unique only within one stream (the streams of one batch
+        all start their ids at the same millisecond)."""
+        return f"{partition}:{entry_id}" if self.count > 1 else entry_id
+
+    def locate_event(self, event_id: str) -> tuple[int | None, str]:
+        """`(partition, entry id)` of an event id; the partition is None for a bare entry id."""
+        partition, colon, entry_id = event_id.rpartition(":")
+        return (int(partition), entry_id) if colon else (None, entry_id)
+
 
 SINGLE_NODE = Partitioning()
 

@@ -86,11 +86,12 @@ class IngestPublisher:
         return self._partitioning.of(event.item_id) if self._routed else 0
 
     async def publish(self, event: RawEvent) -> str:
-        """Returns the stream entry id, which is also the event id a producer can look up."""
+        """Returns the event id a producer can look up: the stream entry id, qualified by its
+        partition when there are several (`Partitioning.event_id`)."""
         fields = self._fields(event)
-        stream = self._streams[self._partition(event)]
-        entry_id: str = await self._redis.xadd(stream, fields)  # type: ignore[arg-type]
-        return entry_id
+        partition = self._partition(event)
+        entry_id: str = await self._redis.xadd(self._streams[partition], fields)  # type: ignore[arg-type]
+        return self._partitioning.event_id(partition, entry_id)
 
     async def publish_many(self, events: Sequence[RawEvent]) -> list[str]:
         """One round trip for a whole batch, in order, all or nothing: a producer that retries a
@@ -104,13 +105,18 @@ class IngestPublisher:
         with neither an external id nor an `Idempotency-Key`, which become a second item.
         """
         fields = [self._fields(event) for event in events]
+        partitions = [self._partition(event) for event in events]
+        entry_ids = await self._append(fields, partitions)
+        return [self._partitioning.event_id(p, e) for p, e in zip(partitions, entry_ids, strict=True)]
+
+    async def _append(self, fields: Sequence[dict[str, str]], partitions: Sequence[int]) -> list[str]:
         if not self._cluster:
             return await self._append_atomically(
-                [(self._streams[self._partition(e)], f) for e, f in zip(events, fields, strict=True)]
+                [(self._streams[p], f) for p, f in zip(partitions, fields, strict=True)]
             )
         by_partition: dict[int, list[int]] = defaultdict(list)
-        for index, event in enumerate(events):
-            by_partition[self._partition(event)].append(index)
+        for index, partition in enumerate(partitions):
+            by_partition[partition].append(index)
         shares = list(by_partition.items())
         results = await asyncio.gather(
             *(
@@ -119,7 +125,7 @@ class IngestPublisher:
             ),
             return_exceptions=True,
         )
-        entry_ids = [""] * len(events)
+        entry_ids = [""] * len(fields)
         for (_, indexes), result in zip(shares, results, strict=True):
             if isinstance(result, BaseException):
                 raise result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -9,6 +10,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import Settings
@@ -71,10 +73,25 @@ def is_cluster(redis: Redis) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+async def learn_slot_map(redis: Redis) -> None:
+    """Let a cluster client learn its slot map before a process's tasks share it.
+
+    redis-py's cluster client initializes on first use and then replaces its startup nodes,
+    disconnecting their connections: a second task's first command on one of them then fails with
+    an `AttributeError` nothing retries (seen with six consumers starting at once). Learning the map
+    first, alone, avoids that. A cluster not reachable yet is left to the first command's retries.
+    """
+    if isinstance(redis, RedisCluster):
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, RedisClusterException):
+            await redis.initialize()
+
+
 def binary_twin(redis: Redis) -> Redis:
     """A client on the same server (or cluster) whose replies stay bytes: raw float32 vectors."""
     if isinstance(redis, RedisCluster):
-        nodes = [ClusterNode(node.host, node.port) for node in redis.get_nodes()]
+        # Before its first command a cluster client knows only its startup nodes.
+        known = redis.get_nodes() or list(redis.nodes_manager.startup_nodes.values())
+        nodes = [ClusterNode(node.host, node.port) for node in known]
         kwargs = redis.get_connection_kwargs()
         twin = RedisCluster(
             startup_nodes=nodes,

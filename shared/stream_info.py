@@ -7,10 +7,13 @@ deletions or trims): it is reported as None, never guessed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+
+from shared.redis_connection import is_cluster
 
 
 @dataclass(frozen=True)
@@ -35,26 +38,54 @@ class StreamInfo:
 
 
 async def stream_info(redis: Redis, stream: str, dead_letter_stream: str) -> StreamInfo:
+    [info] = await stream_infos(redis, [(stream, dead_letter_stream)])
+    return info
+
+
+async def stream_infos(redis: Redis, streams: Sequence[tuple[str, str]]) -> list[StreamInfo]:
+    """Several (stream, dead-letter stream) readings in three pipelines whatever their number (every
+    partition's streams at the cost of one): lengths and the clock, groups, pending summaries. On a
+    cluster a fourth round trip asks the time, as its pipelines refuse the keyless TIME."""
+    cluster = is_cluster(redis)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(stream)
-        pipe.xlen(stream)
-        pipe.xlen(dead_letter_stream)
-        pipe.time()
-        exists, length, dead_letter_length, (seconds, microseconds) = await pipe.execute()
+        for stream, dead_letter_stream in streams:
+            pipe.exists(stream)
+            pipe.xlen(stream)
+            pipe.xlen(dead_letter_stream)
+        if not cluster:
+            pipe.time()
+        replies = await pipe.execute()
+    seconds, microseconds = await redis.time() if cluster else replies.pop()
     now_ms = int(seconds) * 1000 + int(microseconds) // 1000
-    groups = await _groups(redis, stream, now_ms) if exists else ()
-    return StreamInfo(stream, int(length), dead_letter_stream, int(dead_letter_length), groups)
+    existing = [stream for (stream, _), exists in zip(streams, replies[::3], strict=True) if exists]
+    groups = await _groups(redis, existing, now_ms)
+    return [
+        StreamInfo(stream, int(length), dead_letter_stream, int(dead_length), groups.get(stream, ()))
+        for (stream, dead_letter_stream), length, dead_length in zip(
+            streams, replies[1::3], replies[2::3], strict=True
+        )
+    ]
 
 
-async def _groups(redis: Redis, stream: str, now_ms: int) -> tuple[GroupInfo, ...]:
-    described: list[dict[str, Any]] = await redis.xinfo_groups(stream)
+async def _groups(redis: Redis, streams: Sequence[str], now_ms: int) -> dict[str, tuple[GroupInfo, ...]]:
     async with redis.pipeline(transaction=False) as pipe:
-        for group in described:
-            pipe.xpending(stream, group["name"])
+        for stream in streams:
+            pipe.xinfo_groups(stream)
+        described: list[list[dict[str, Any]]] = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream, groups in zip(streams, described, strict=True):
+            for group in groups:
+                pipe.xpending(stream, group["name"])
         summaries: list[dict[str, Any]] = await pipe.execute()
-    return tuple(
-        _group_info(group, summary, now_ms) for group, summary in zip(described, summaries, strict=True)
-    )
+    found: dict[str, tuple[GroupInfo, ...]] = {}
+    position = 0
+    for stream, groups in zip(streams, described, strict=True):
+        found[stream] = tuple(
+            _group_info(group, summary, now_ms)
+            for group, summary in zip(groups, summaries[position : position + len(groups)], strict=True)
+        )
+        position += len(groups)
+    return found
 
 
 def _group_info(group: dict[str, Any], summary: dict[str, Any], now_ms: int) -> GroupInfo:

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from shared.consumer.runtime import StreamConsumer, run_until_stopped
 from shared.health_server import start_health_server
+from shared.redis_connection import learn_slot_map
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ async def serve_worker(settings: Settings, redis: Redis, consumers: Sequence[Str
         except (RedisError, OSError):
             return False
 
+    await learn_slot_map(redis)
     health = await start_health_server(
         settings,
         lambda: min(c.last_beat for c in consumers),

@@ -25,7 +25,7 @@ from services.api.request_id import RequestIdMiddleware
 from services.api.request_metrics import RequestMetricsMiddleware
 from services.api.resources import AppResources
 from shared.publisher import IngestPublisher
-from shared.redis_connection import connect
+from shared.redis_connection import connect, learn_slot_map
 from shared.settings import Settings, get_settings
 
 # One line per router module; add yours here.
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
+        await learn_slot_map(redis)
         keys = settings.keys()
         app.state.resources = AppResources(
             settings, keys, redis, IngestPublisher(redis, keys, producer="api")

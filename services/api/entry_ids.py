@@ -29,3 +29,25 @@ EntryId = Annotated[
     AfterValidator(_entry_id),
     WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["1700000000000-0"]}),
 ]
+
+
+EVENT_PATTERN = r"^(\d{1,4}:)?\d{1,20}-\d{1,20}$"
+
+
+def _event_id(text: str) -> str:
+    """An entry id, optionally qualified by its partition (`2:1700000000000-0`)."""
+    partition, colon, entry_id = text.rpartition(":")
+    if colon and not (partition.isdigit() and len(partition) <= 4 and partition.isascii()):
+        raise ValueError("must be an event id such as 1700000000000-0 or, partitioned, 2:1700000000000-0")
+    _entry_id(entry_id)
+    return text
+
+
+EventId = Annotated[
+    str,
+    AfterValidator(_event_id),
+    WithJsonSchema(
+        {"type": "string", "pattern": EVENT_PATTERN, "examples": ["1700000000000-0", "2:1700000000000-0"]}
+    ),
+]
+"""An event id as `POST /ingest/*` returns it: with several partitions, `<partition>:<entry id>`."""

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel
 
 from services.api.auth import require_api_key
-from services.api.entry_ids import EntryId
+from services.api.entry_ids import EventId
 from services.api.errors import error_responses
 from services.api.resources import Resources
-from services.ingest.outcomes import Outcome, OutcomeField, read_outcome
+from services.ingest.outcomes import Outcome, OutcomeField, find_event
 
 router = APIRouter(
     prefix="/ingest",
@@ -31,19 +31,22 @@ class EventStatus(BaseModel):
 
 
 @router.get("/events/{event_id}", response_model=EventStatus, response_model_exclude_none=True)
-async def event_status(resources: Resources, event_id: Annotated[EntryId, Path()]) -> EventStatus:
-    recorded = await read_outcome(resources.redis, resources.keys, event_id)
-    if recorded:
-        return EventStatus(
-            event_id=event_id,
-            status=recorded.get(OutcomeField.STATUS, ""),
-            feedback_id=recorded.get(OutcomeField.FEEDBACK_ID) or None,
-            reason=recorded.get(OutcomeField.REASON) or None,
-            error=recorded.get(OutcomeField.ERROR) or None,
-            dead_letter_id=recorded.get(OutcomeField.DEAD_LETTER_ID) or None,
+async def event_status(resources: Resources, event_id: Annotated[EventId, Path()]) -> EventStatus:
+    """The event's partition's hour hash, then (no record yet) its stream; a bare entry id asks
+    every partition in one pipeline each."""
+    found = await find_event(resources.redis, resources.keys, event_id)
+    if found is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no event {event_id} (unknown, or its outcome has expired)"
         )
-    if await resources.redis.xrange(resources.keys.ingest_stream, event_id, event_id, count=1):
+    recorded = found.outcome
+    if recorded is None:
         return EventStatus(event_id=event_id, status=Outcome.PENDING)
-    raise HTTPException(
-        status.HTTP_404_NOT_FOUND, f"no event {event_id} (unknown, or its outcome has expired)"
+    return EventStatus(
+        event_id=event_id,
+        status=recorded.get(OutcomeField.STATUS, ""),
+        feedback_id=recorded.get(OutcomeField.FEEDBACK_ID) or None,
+        reason=recorded.get(OutcomeField.REASON) or None,
+        error=recorded.get(OutcomeField.ERROR) or None,
+        dead_letter_id=recorded.get(OutcomeField.DEAD_LETTER_ID) or None,
     )

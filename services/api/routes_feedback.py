@@ -1,15 +1,14 @@
 """Read API for the dashboard: feedback items newest first, and one item by id.
 
-Pages follow `feedback:created` (or `feedback:source:{source}`) in reverse score order. A cursor
-is the score and id of the last item shown, so items arriving meanwhile never shift a page;
-`offset` is there for simple clients that accept that shift.
+Pages follow `feedback:created` (or `feedback:source:{source}`) in reverse score order, every
+partition's merged (`feedback_rows`). A cursor is the score and id of the last item shown, so items
+arriving meanwhile never shift a page; `offset` is there for simple clients that accept that shift.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from services.api.acceptance import problem
 from services.api.auth import require_api_key
 from services.api.errors import error_responses
+from services.api.feedback_rows import MAX_MERGED_OFFSET, Row, newest_rows
 from services.api.paging import Limit, Offset
 from services.api.resources import Resources
 from shared.models import SOURCE_PATTERN, FeedbackItem
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(
     tags=["read"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 422, 503)
 )
-Row = tuple[str, float]
 CURSOR_FORM = "a cursor is the `next_cursor` of the previous page: `<score>:<id>`"
 
 
@@ -53,16 +52,6 @@ def decode_cursor(cursor: str) -> Row:
     return member, value
 
 
-async def rows_after(redis: Any, key: str, cursor: Row, limit: int) -> list[Row]:
-    """Rows strictly after the cursor in (score desc, member desc) order, ties included."""
-    member, score = cursor
-    ties = int(await redis.zcount(key, score, score))
-    rows: list[Row] = await redis.zrevrangebyscore(
-        key, repr(score), "-inf", start=0, num=limit + ties, withscores=True
-    )
-    return [row for row in rows if row[1] < score or row[0] < member][:limit]
-
-
 @router.get("/feedback", response_model=FeedbackPage, responses=error_responses(400))
 async def list_feedback(
     resources: Resources,
@@ -71,23 +60,26 @@ async def list_feedback(
     offset: Offset | None = None,
     source: str | None = Query(None, pattern=SOURCE_PATTERN),
 ) -> FeedbackPage:
+    """Two round trips: every partition's index in one pipeline, then the page's hashes in one."""
     if cursor is not None and offset is not None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "use either cursor or offset, not both")
     redis, keys = resources.redis, resources.keys
-    key = keys.feedback_source(source) if source else keys.feedback_created
-    if cursor is not None:
-        rows = await rows_after(redis, key, decode_cursor(cursor), limit)
-    else:
-        start = offset or 0
-        rows = await redis.zrevrange(key, start, start + limit - 1, withscores=True)
+    partitions = keys.partitions
+    if len(partitions) > 1 and (offset or 0) > MAX_MERGED_OFFSET:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"offset over {MAX_MERGED_OFFSET} with {len(partitions)} partitions: page with the cursor",
+        )
+    indexes = [part.feedback_source(source) if source else part.feedback_created for part in partitions]
+    position = decode_cursor(cursor) if cursor is not None else None
+    rows, total = await newest_rows(redis, indexes, limit, position, offset or 0)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(key)
         for member, _ in rows:
             pipe.hgetall(keys.feedback(member))
-        total, *hashes = await pipe.execute()
+        hashes = await pipe.execute()
     items = [item for item in map(parsed_item, hashes) if item is not None]
     next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
-    return FeedbackPage(items=items, total=int(total), next_cursor=next_cursor)
+    return FeedbackPage(items=items, total=total, next_cursor=next_cursor)
 
 
 def parsed_item(fields: dict[str, str]) -> FeedbackItem | None:

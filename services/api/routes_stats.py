@@ -11,7 +11,7 @@ from services.api.auth import require_api_key
 from services.api.errors import error_responses
 from services.api.resources import AppResources, Resources
 from shared.models import KNOWN_SOURCES
-from shared.stream_info import stream_info
+from shared.stream_info import stream_infos
 
 router = APIRouter(
     tags=["read"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 503)
@@ -20,32 +20,41 @@ router = APIRouter(
 
 async def sources_present(resources: AppResources) -> list[str]:
     """The known sources plus any other the ingest worker has stored items of (`/ingest/feedback`),
-    read from the set it keeps, so a dashboard refresh never scans the keyspace."""
-    found = set(await resources.redis.smembers(resources.keys.feedback_sources))
+    read from the set it keeps in each partition, so a dashboard refresh never scans the keyspace."""
+    async with resources.redis.pipeline(transaction=False) as pipe:
+        for part in resources.keys.partitions:
+            pipe.smembers(part.feedback_sources)
+        found: set[str] = set().union(*await pipe.execute())
     return [*KNOWN_SOURCES, *sorted(found - set(KNOWN_SOURCES))]
 
 
 @router.get("/stats")
 async def stats(resources: Resources) -> dict[str, Any]:
+    """Five round trips whatever the partition count (six on a cluster): the sources, every count of
+    every partition in one pipeline (2 + sources commands per partition, summed), and the readings of
+    every partition's streams in three (`stream_infos`)."""
     redis, keys = resources.redis, resources.keys
     sources = await sources_present(resources)
+    partitions = keys.partitions
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.feedback_created)
-        pipe.scard(keys.unclustered)
         pipe.scard(keys.clusters_all)
-        for source in sources:
-            pipe.zcard(keys.feedback_source(source))
-        total, unclustered, clusters, *counts = await pipe.execute()
-    streams = [
-        await stream_info(redis, stream, keys.dead_letter_stream(stream))
-        for stream in (keys.ingest_stream, keys.new_item_stream)
-    ]
+        for part in partitions:
+            pipe.zcard(part.feedback_created)
+            pipe.scard(part.unclustered)
+            for source in sources:
+                pipe.zcard(part.feedback_source(source))
+        clusters, *counts = map(int, await pipe.execute())
+    width = 2 + len(sources)
+    summed = [sum(counts[column::width]) for column in range(width)]
+    total, unclustered, *by_source = summed
+    names = (*keys.ingest_streams, *keys.new_item_streams)
+    streams = await stream_infos(redis, [(stream, keys.dead_letter_stream(stream)) for stream in names])
     return {
         "feedback": {
-            "total": int(total),
-            "unclustered": int(unclustered),
-            "by_source": dict(zip(sources, map(int, counts), strict=True)),
+            "total": total,
+            "unclustered": unclustered,
+            "by_source": dict(zip(sources, by_source, strict=True)),
         },
-        "clusters": {"total": int(clusters)},
+        "clusters": {"total": clusters},
         "streams": [asdict(info) for info in streams],
     }

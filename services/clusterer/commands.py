@@ -1,7 +1,7 @@
-"""`soulcaster clusterer` (one consumer of the `clusterer` group, sweeping and consolidating now
-and then), `soulcaster sweep` (one sweep, for operators and cron jobs), `soulcaster consolidate`
-(one consolidation pass, incremental or `--full`) and `soulcaster recluster` (hand items back to
-the clusterer after a model or threshold change)."""
+"""`soulcaster clusterer` (a consumer of the `clusterer` group per owned partition, sweeping and
+consolidating now and then), `soulcaster sweep` (one sweep, for operators and cron jobs),
+`soulcaster consolidate` (one consolidation pass, incremental or `--full`) and `soulcaster
+recluster` (hand items back to the clusterer after a model or threshold change)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import random
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from services.clusterer.consolidation import Consolidator
     from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+ADOPT_LOCK_WAIT_SECONDS = 120.0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +46,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_clusterer(args: argparse.Namespace) -> int:
     from services.clusterer.consolidation import build_consolidator
     from services.clusterer.providers import build_embedder, build_vector_index
-    from services.clusterer.worker import build_clusterer_consumer
+    from services.clusterer.worker import build_clusterer_consumers
     from shared.redis_connection import connect
     from shared.settings import get_settings
     from shared.worker_process import serve_worker
@@ -53,13 +56,11 @@ def run_clusterer(args: argparse.Namespace) -> int:
     keys = settings.keys()
     embedder = build_embedder(settings)
     index = build_vector_index(settings, redis, keys, embedder)
-    consumers = [
-        build_clusterer_consumer(settings, redis, keys.partition(i), embedder, index)
-        for i in settings.owned_partitions
-    ]
+    consumers = build_clusterer_consumers(settings, redis, keys, embedder, index)
     consolidator = build_consolidator(settings, redis, keys, embedder, index)
 
     async def serve() -> None:
+        await adopt_existing_clusters(settings, redis)
         background = [
             asyncio.create_task(_sweep_periodically(settings.sweep_interval_seconds)),
             asyncio.create_task(_consolidate_when_due(settings, consolidator)),
@@ -74,6 +75,19 @@ def run_clusterer(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+async def adopt_existing_clusters(settings: Settings, redis: Redis) -> None:
+    """Before the first write: clusters from a version without `cluster:of` get their authority."""
+    from services.clusterer.cluster_store import ClusterStore
+    from services.clusterer.lock import RedisLock
+
+    keys = settings.keys()
+    lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
+    async with lock.held(ADOPT_LOCK_WAIT_SECONDS):
+        adopted = await ClusterStore(redis, keys, lock.key).adopt_clusters()
+    if adopted:
+        log.info("filled the cluster authority from existing clusters", extra={"items": adopted})
 
 
 async def _sweep_periodically(interval_seconds: float) -> None:
@@ -131,6 +145,7 @@ def run_consolidate(args: argparse.Namespace) -> int:
         settings = get_settings()
         redis = connect(settings)
         try:
+            await adopt_existing_clusters(settings, redis)
             results = await build_consolidator(settings, redis, settings.keys()).run(full=args.full)
         finally:
             await redis.aclose()
@@ -171,6 +186,7 @@ def run_recluster(args: argparse.Namespace) -> int:
         keys = settings.keys()
         lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
         try:
+            await adopt_existing_clusters(settings, redis)
             if args.all:
                 result = await Reclusterer(redis, keys, lock).recluster_all()
             else:

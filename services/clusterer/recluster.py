@@ -1,14 +1,15 @@
 """`soulcaster recluster`: hand items back to the clusterer (after a new model or new thresholds).
 
 Everything happens under the clusterer's assignment lock, so no batch assigns while clusters are
-taken apart, and every write goes through one fenced Lua script per chunk of clusters that both
-removes the items from their clusters AND marks them unclustered with a fresh new-item event: a
-crash between chunks leaves every item either still clustered or queued again, never lost.
+taken apart. Per chunk of clusters, the items are first marked unclustered with a fresh new-item
+event (one script per partition), then removed from their clusters and the item -> cluster
+authority (one fenced script): a crash anywhere leaves every item still clustered, queued again,
+or both (then the clusterer keeps its cluster), never lost.
 
-- `--all`: every item (feedback:created, every cluster's members, feedback:unclustered); every
-  cluster ends empty and is deleted, then the Redis vector logs, neighbour graphs, pass cursors
-  and error-group anchors are deleted too (the next vectors come from whatever embedder the
-  clusterers now run).
+- `--all`: every item (every partition's feedback:created and unclustered set, every cluster's
+  members, the authority); every cluster ends empty and is deleted, then the Redis vector logs,
+  neighbour graphs, pass cursors and error-group anchors are deleted too (the next vectors come
+  from whatever embedder the clusterers now run).
 - `--source S`: the items of one source. Clusters left empty are deleted; a cluster that keeps
   other members gets its sum, size, per-source counts and title item corrected, using the removed
   items' vectors from the current embedder (so after changing the model, use `--all`). Their old
@@ -77,8 +78,10 @@ class Reclusterer:
 
     async def recluster_all(self) -> ReclusterResult:
         async with self._lock.held(LOCK_WAIT_SECONDS) as token:
-            ids = set(await self._redis.zrange(self._keys.feedback_created, 0, -1))
-            ids.update(await self._redis.smembers(self._keys.unclustered))
+            ids = set(await self._redis.hkeys(self._keys.cluster_of))
+            for keys in self._keys.partitions:
+                ids.update(await self._redis.zrange(keys.feedback_created, 0, -1))
+                ids.update(await self._redis.smembers(keys.unclustered))
             cluster_ids = await self._redis.smembers(self._keys.clusters_all)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for cluster_id in cluster_ids:
@@ -100,7 +103,13 @@ class Reclusterer:
         if self._embedder is None or self._index is None:
             raise ValueError("a filtered re-cluster needs the embedder and the vector index")
         async with self._lock.held(LOCK_WAIT_SECONDS) as token:
-            ids = sorted(await self._redis.zrange(self._keys.feedback_source(source), 0, -1))
+            ids = sorted(
+                {
+                    item_id
+                    for keys in self._keys.partitions
+                    for item_id in await self._redis.zrange(keys.feedback_source(source), 0, -1)
+                }
+            )
             result = await self._requeue(token, ids)
             await self._index.reassign(ids, NO_CLUSTER)
         return result
@@ -115,12 +124,12 @@ class Reclusterer:
         return ReclusterResult(requeued, deleted, len(removal.shrunk))
 
     async def _plan(self, item_ids: Sequence[str]) -> _Removal:
-        owners = await self._hash_field(item_ids, "cluster_id")
+        owners = await self._store.owners(item_ids)
         removed: dict[str, list[str]] = {}
         unowned: list[str] = []
-        for item_id, owner in zip(item_ids, owners, strict=True):
-            if owner:
-                removed.setdefault(owner, []).append(item_id)
+        for item_id in item_ids:
+            if item_id in owners:
+                removed.setdefault(owners[item_id], []).append(item_id)
             else:
                 unowned.append(item_id)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -154,13 +163,6 @@ class Reclusterer:
                 state.central_item = min(set(remaining) - set(partial[cluster_id]))
                 state.central_score = -1.0  # the next item to join becomes the title item
         return states
-
-    async def _hash_field(self, item_ids: Sequence[str], name: str) -> list[str | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for item_id in item_ids:
-                pipe.hget(self._keys.feedback(item_id), name)
-            values: list[str | None] = await pipe.execute()
-        return values
 
     async def _hashes(self, item_ids: Sequence[str]) -> list[dict[str, str]]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -1,10 +1,11 @@
 """Re-enqueue unclustered items that no event will ever deliver, and forget deleted ones.
 
-Anything can add an id to `feedback:unclustered` without an event (an older dashboard, a manual
+Anything can add an id to an unclustered set without an event (an older dashboard, a manual
 fix, an event that was dead-lettered): the sweeper publishes a new-item event for every such id
 that has no event still pending or undelivered in the clusterer group, and removes ids whose
 `feedback:{id}` hash no longer exists. The set is read BEFORE the stream, so an item clustered in
-between is at worst re-enqueued once, and the clusterer acks that event as already done.
+between is at worst re-enqueued once, and the clusterer acks that event as already done. Each
+partition has its own set and stream: a sweep does every partition, one after the other.
 """
 
 from __future__ import annotations
@@ -32,22 +33,31 @@ class Sweeper:
         self._group = group
 
     async def sweep(self) -> SweepResult:
-        waiting = {item_id async for item_id in self._redis.sscan_iter(self._keys.unclustered, count=PAGE)}
+        requeued = dropped = 0
+        for keys in self._keys.partitions:
+            result = await self._sweep_partition(keys)
+            requeued, dropped = requeued + result.requeued, dropped + result.dropped
+        return SweepResult(requeued, dropped)
+
+    async def _sweep_partition(self, keys: Keys) -> SweepResult:
+        waiting = {item_id async for item_id in self._redis.sscan_iter(keys.unclustered, count=PAGE)}
         if not waiting:
             return SweepResult(0, 0)
-        orphans = sorted(waiting - await self._ids_with_live_events())
+        orphans = sorted(waiting - await self._ids_with_live_events(keys.new_item_stream))
+        if not orphans:
+            return SweepResult(0, 0)
         async with self._redis.pipeline(transaction=False) as pipe:
             for item_id in orphans:
-                pipe.hmget(self._keys.feedback(item_id), ["source", "created_at"])
+                pipe.hmget(keys.feedback(item_id), ["source", "created_at"])
             found: list[list[str | None]] = await pipe.execute()
         async with self._redis.pipeline(transaction=True) as pipe:
             dropped = 0
             for item_id, (source, created_at) in zip(orphans, found, strict=True):
                 if source is None:
-                    pipe.srem(self._keys.unclustered, item_id)
+                    pipe.srem(keys.unclustered, item_id)
                     dropped += 1
                 else:
-                    pipe.xadd(self._keys.new_item_stream, self._event(item_id, source, created_at or ""))
+                    pipe.xadd(keys.new_item_stream, self._event(item_id, source, created_at or ""))
             await pipe.execute()
         return SweepResult(len(orphans) - dropped, dropped)
 
@@ -60,11 +70,12 @@ class Sweeper:
             NewItemField.CREATED_AT: created_at,
         }
 
-    async def _ids_with_live_events(self) -> set[str]:
+    async def _ids_with_live_events(self, stream: str) -> set[str]:
         """Item ids of entries the group has not acked: pending ones and those not yet delivered."""
-        stream = self._keys.new_item_stream
         last_delivered = await self._last_delivered(stream)
         ids = set(await self._item_ids_after(stream, last_delivered))
+        if last_delivered == "0-0":
+            return ids  # nothing delivered, so nothing pending (and maybe no group to ask)
         start = "-"
         while True:
             page = await self._redis.xpending_range(

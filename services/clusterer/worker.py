@@ -1,11 +1,16 @@
 """The clusterer group's batch handler: embed, then assign and write under the lock, then ack.
 
-Per batch: hydrate the items in one round trip (already clustered or deleted ones are simply
-acked); embed OUTSIDE the lock in a thread, so replicas embed in parallel; then, holding the
-assignment lock, re-check which items are still unclustered, query the index for the batch, read
-the neighbours' current clusters from their hashes (a consolidation pass may have moved them),
-assign by neighbour vote, upsert the vectors, append the batch's neighbour edges to the graph (one
-entry per kind of text) and write every cluster key in one fenced script. The consolidation pass
+Per batch: hydrate the items and their clusters in the authority (`cluster:of`) in one round trip
+(deleted items, and clustered ones whose hash already mirrors their cluster, are simply acked);
+embed OUTSIDE the lock in a thread, so replicas embed in parallel; then, holding the assignment
+lock, re-read the authority (another replica may have clustered some meanwhile), query the index
+for the batch, read the neighbours' current clusters from the authority (a consolidation pass may
+have moved them), assign by neighbour vote, upsert the vectors, append the batch's neighbour edges
+to the graph (one entry per kind of text), write every cluster key and the authority in one fenced
+script, then mirror each item's cluster onto its hash in its partition (one keyed script per
+partition). A crash before the mirror leaves the batch pending; its redelivery finds the items in
+the authority, keeps their clusters and redoes the mirror. One worker serves the consumers of every
+partition a process owns; their batches serialise on the lock. The consolidation pass
 (services/clusterer/consolidation.py) later corrects the clusters from the graph. Labels are
 refreshed after the lock is released, because a summarizer may be a slow remote model. The
 runtime acks what this returns as not failed.
@@ -85,67 +90,85 @@ class ClusterWorker:
                 item_of[message.id] = item_id
             else:
                 failures[message.id] = InvalidPayload("new-item event has no item id")
-        items, broken = await self._hydrate(sorted(set(item_of.values())))
+        items, unmirrored, broken = await self._hydrate(sorted(set(item_of.values())))
         for entry_id, item_id in item_of.items():
             if item_id in broken:
                 failures[entry_id] = PermanentError(broken[item_id])
-        if items:
-            await self._cluster(items)
+        if items or unmirrored:
+            await self._cluster(items, unmirrored)
         trace_items(messages, failures)
         return failures
 
-    async def _hydrate(self, item_ids: Sequence[str]) -> tuple[list[FeedbackItem], dict[str, str]]:
-        """Unclustered items to work on, and the ids whose hash cannot be read (with why)."""
+    async def _hydrate(self, item_ids: Sequence[str]) -> tuple[list[FeedbackItem], list[str], dict[str, str]]:
+        """Items the authority has no cluster for (to assign), ids whose hash does not mirror the
+        cluster the authority names (a crash before the mirror: redo it), and the ids whose hash
+        cannot be read (with why). Deleted items are none of these: their events are simply acked."""
+        if not item_ids:
+            return [], [], {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for item_id in item_ids:
                 pipe.hgetall(self._keys.feedback(item_id))
-            hashes: list[dict[str, str]] = await pipe.execute()
-        items, broken = [], {}
+            pipe.hmget(self._keys.cluster_of, item_ids)
+            *hashes, clusters = await pipe.execute()
+        owners = {item_id: owner for item_id, owner in zip(item_ids, clusters, strict=True) if owner}
+        items: list[FeedbackItem] = []
+        unmirrored: list[str] = []
+        broken: dict[str, str] = {}
         for item_id, fields in zip(item_ids, hashes, strict=True):
-            if not fields or fields.get("clustered") == "true":
+            if not fields:
+                continue
+            if item_id in owners:
+                if (fields.get("clustered"), fields.get("cluster_id")) != ("true", owners[item_id]):
+                    unmirrored.append(item_id)
                 continue
             try:
                 items.append(FeedbackItem.from_hash(fields))
             except ValidationError as exc:
                 broken[item_id] = f"feedback hash is not a valid item: {exc.errors()[0]['msg']}"
-        return items, broken
+        return items, unmirrored, broken
 
-    async def _cluster(self, items: list[FeedbackItem]) -> None:
-        texts = [embedding_text(item) for item in items]
-        vectors = await asyncio.to_thread(self._embedder.embed, texts)
+    async def _cluster(self, items: list[FeedbackItem], unmirrored: list[str]) -> None:
+        """Under the lock, the authority is read again (another replica may have clustered some
+        items while this one was embedding): those keep their cluster, the rest are assigned, and
+        every one of them is mirrored onto its hash before the lock is released (so no pass can
+        move an item between this batch's write and its mirror)."""
+        vectors = (
+            await asyncio.to_thread(self._embedder.embed, [embedding_text(i) for i in items])
+            if items
+            else None
+        )
         now = datetime.now(UTC).isoformat()
+        assignment = None
         async with self._lock.held(self._options.lock_wait_seconds) as token:
-            keep = await self._still_unclustered(items)
-            items, vectors = [items[i] for i in keep], vectors[keep]
-            if not items:
-                return
-            assignment = await self._assign(items, vectors, now)
-            await self._index.upsert(
-                [
-                    VectorRecord(i.id, v, assignment.cluster_of[i.id])
-                    for i, v in zip(items, vectors, strict=True)
-                ]
-            )
-            # Edges before the cluster write: a crash in between re-sends them (the replica keeps
-            # the first copy), where the other order could leave a clustered item without edges.
-            for kind, edges in assignment.edges.items():
-                await append_edges(self._binary, self._keys.neighbour_graph(self._embedder.name, kind), edges)
-            await self._store.write(token, assignment, {item.id: item.title for item in items}, now)
-        await self._refresh_labels(assignment.clusters.values(), items, assignment.cluster_of)
+            owners = await self._store.owners([*unmirrored, *(item.id for item in items)])
+            keep = [i for i, item in enumerate(items) if item.id not in owners]
+            items = [items[i] for i in keep]
+            if items and vectors is not None:
+                assignment = await self._assign_and_write(token, items, vectors[keep], now)
+                owners.update(assignment.cluster_of)
+            await self._store.mirror(owners)
+        if assignment is not None:
+            await self._refresh_labels(assignment.clusters.values(), items, assignment.cluster_of)
 
-    async def _still_unclustered(self, items: Sequence[FeedbackItem]) -> list[int]:
-        """Another replica may have clustered some of these while this one was embedding."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.hget(self._keys.feedback(item.id), "clustered")
-            flags: list[str | None] = await pipe.execute()
-        return [i for i, flag in enumerate(flags) if flag != "true"]
+    async def _assign_and_write(
+        self, token: str, items: list[FeedbackItem], vectors: np.ndarray, now: str
+    ) -> Assignment:
+        assignment = await self._assign(items, vectors, now)
+        await self._index.upsert(
+            [VectorRecord(i.id, v, assignment.cluster_of[i.id]) for i, v in zip(items, vectors, strict=True)]
+        )
+        # Edges before the cluster write: a crash in between re-sends them (the replica keeps
+        # the first copy), where the other order could leave a clustered item without edges.
+        for kind, edges in assignment.edges.items():
+            await append_edges(self._binary, self._keys.neighbour_graph(self._embedder.name, kind), edges)
+        await self._store.write(token, assignment, {item.id: item.title for item in items}, now)
+        return assignment
 
     async def _neighbours(
         self, vectors: np.ndarray, exclude: set[str]
     ) -> tuple[list[list[Match]], dict[str, ClusterState]]:
-        """Index matches (minus `exclude`), each naming its item's CURRENT cluster from the item's
-        hash (authoritative: the index's copy is stale once a pass moves items), and the states of
+        """Index matches (minus `exclude`), each naming its item's CURRENT cluster from the authority
+        (`cluster:of`: the index's copy is stale once a pass moves items), and the states of
         those clusters. Matches whose item is not clustered (any more) are dropped."""
         k = self._options.neighbours
         found = await self._index.query(vectors.astype(np.float32), top_k=k + len(exclude))
@@ -258,7 +281,10 @@ def build_clusterer_consumer(
     keys: Keys,
     embedder: Embedder | None = None,
     index: VectorIndex | None = None,
+    worker: ClusterWorker | None = None,
 ) -> StreamConsumer:
+    """The consumer of the new-item stream of `keys`' partition; `worker` lets several partitions'
+    consumers share one worker (one embedder, index and lock)."""
     config = consumer_config(
         settings,
         keys,
@@ -266,4 +292,21 @@ def build_clusterer_consumer(
         group=CLUSTERER_GROUP,
         batch_size=settings.clusterer_batch_size,
     )
-    return StreamConsumer(redis, config, build_cluster_worker(settings, redis, keys, embedder, index))
+    return StreamConsumer(
+        redis, config, worker or build_cluster_worker(settings, redis, keys, embedder, index)
+    )
+
+
+def build_clusterer_consumers(
+    settings: Settings,
+    redis: Redis,
+    keys: Keys,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
+) -> list[StreamConsumer]:
+    """One consumer per partition this process owns, all handing their batches to one worker."""
+    worker = build_cluster_worker(settings, redis, keys, embedder, index)
+    return [
+        build_clusterer_consumer(settings, redis, keys.partition(i), worker=worker)
+        for i in settings.owned_partitions
+    ]

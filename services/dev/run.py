@@ -33,7 +33,7 @@ from shared.clusters import ClusterView, list_cluster_ids, read_clusters
 from shared.keys import CLUSTERER_GROUP, INGEST_GROUP, Keys
 from shared.redis_connection import connect
 from shared.settings import Settings
-from shared.stream_info import stream_info
+from shared.stream_info import stream_infos
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,16 @@ async def run_lock(redis: Redis, keys: Keys) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def running_services(settings: Settings, keys: Keys) -> AsyncIterator[str]:
-    """API on a local port plus one ingest worker and one clusterer; yields the API's URL."""
+    """API on a local port plus an ingest worker and a clusterer (a consumer per partition each);
+    yields the API's URL."""
     from services.api.app import create_app
-    from services.clusterer.worker import build_clusterer_consumer
+    from services.clusterer.worker import build_clusterer_consumers
     from services.ingest.worker import build_ingest_consumer
 
     redis = connect(settings)
     consumers = [
-        build_ingest_consumer(settings, redis, keys),
-        build_clusterer_consumer(settings, redis, keys),
+        *(build_ingest_consumer(settings, redis, keys.partition(i)) for i in settings.owned_partitions),
+        *build_clusterer_consumers(settings, redis, keys),
     ]
     port = port_or_free(settings.api_host, settings.api_port)
     server = EmbeddedServer(
@@ -151,12 +152,17 @@ async def feed(api_url: str, samples: list[SampleRequest], api_key: str) -> Coun
 
 
 async def wait_until_drained(redis: Redis, keys: Keys) -> None:
-    """Both groups have read everything and acked it (embedding the first batch loads the model)."""
-    streams = ((keys.ingest_stream, INGEST_GROUP), (keys.new_item_stream, CLUSTERER_GROUP))
+    """Both groups have read everything and acked it, on every partition (embedding the first batch
+    loads the model)."""
+    streams = [(s, INGEST_GROUP) for s in keys.ingest_streams]
+    streams += [(s, CLUSTERER_GROUP) for s in keys.new_item_streams]
     while True:
-        infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s, _ in streams]
-        groups = {g.name: g for info in infos for g in info.groups}
-        if all(g in groups and groups[g].lag == 0 and groups[g].pending == 0 for _, g in streams):
+        infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s, _ in streams])
+        drained = [
+            any(g.name == group and g.lag == 0 and g.pending == 0 for g in info.groups)
+            for info, (_, group) in zip(infos, streams, strict=True)
+        ]
+        if all(drained):
             return
         await asyncio.sleep(0.2)
 
@@ -191,13 +197,16 @@ async def report(redis: Redis, keys: Keys) -> str:
 
     lines = ["", "Stored feedback:"]
     for source in ("reddit", "sentry", "github", "manual"):
-        lines.append(f"  {source:<8} {await redis.zcard(keys.feedback_source(source)):>4} items")
-    lines.append(f"  waiting for clustering: {await redis.scard(keys.unclustered)}")
+        count = sum([await redis.zcard(part.feedback_source(source)) for part in keys.partitions])
+        lines.append(f"  {source:<8} {count:>4} items")
+    waiting = sum([await redis.scard(part.unclustered) for part in keys.partitions])
+    lines.append(f"  waiting for clustering: {waiting}")
     ids = await list_cluster_ids(redis, keys, "largest", 0, 50)
     clusters = await read_clusters(redis, keys, ids)
     lines += ["", f"Clusters ({len(clusters)}), largest first:", cluster_table_header()]
     lines += [cluster_table_row(cluster) for cluster in clusters]
-    infos = [await stream_info(redis, s, keys.dead_letter_stream(s)) for s in keys.consumed_streams[:2]]
+    streams = (*keys.ingest_streams, *keys.new_item_streams)
+    infos = await stream_infos(redis, [(s, keys.dead_letter_stream(s)) for s in streams])
     lines += ["", "Streams:", render(infos, {})]
     return "\n".join(lines)
 

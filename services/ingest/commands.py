@@ -23,9 +23,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     replay.add_argument("--start", default="-", help="entry id, millisecond time or ISO-8601 time")
     replay.add_argument("--end", default="+")
     replay.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    replay.add_argument(
+        "--partition",
+        default="",
+        metavar="SET",
+        help="the partitions to replay: e.g. 2 or 0-3,7 (default all)",
+    )
     replay.set_defaults(handler=run_replay)
     index = commands.add_parser(
-        "index-sources", help="add the sources of items stored before feedback:sources existed (run once)"
+        "index-sources",
+        help="add the sources of items stored before feedback:sources existed (run once, every partition)",
     )
     index.set_defaults(handler=run_index_sources)
 
@@ -67,14 +74,15 @@ def run_api(args: argparse.Namespace) -> int:
 def run_replay(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from services.ingest.event_writer import EventWriter
     from services.ingest.normalizers import NORMALIZERS
-    from services.ingest.replay import Replayer, ReplayReport
-    from shared.operations.commands import with_redis
+    from services.ingest.replay import ReplayReport, replay_partitions
+    from shared.operations.commands import chosen_partitions, with_redis
 
     async def replay(redis: Redis, keys: Keys, settings: Settings) -> ReplayReport:
-        writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
-        return await Replayer(redis, keys, NORMALIZERS, writer).replay(args.start, args.end, args.dry_run)
+        partitions = chosen_partitions(keys, args.partition)
+        ttl = settings.event_outcome_ttl_seconds
+        span = (args.start, args.end)
+        return await replay_partitions(redis, partitions, NORMALIZERS, ttl, span, args.dry_run)
 
     try:
         report = with_redis(replay)
@@ -97,7 +105,10 @@ def run_index_sources(args: argparse.Namespace) -> int:
     from shared.operations.commands import with_redis
 
     async def index(redis: Redis, keys: Keys, settings: Settings) -> set[str]:
-        return await backfill_sources(redis, keys)
+        found: set[str] = set()
+        for part in keys.partitions:
+            found |= await backfill_sources(redis, part)
+        return found
 
     found = with_redis(index)
     print(f"{len(found)} sources indexed: {', '.join(sorted(found)) or 'none'}")

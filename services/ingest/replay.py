@@ -1,5 +1,9 @@
 """Replaying a range of `stream:ingest` through the current normalizers: backfill after a change.
 
+With several partitions each partition's stream is replayed on its own, by a writer of that
+partition (`replay_partitions`): an entry is applied in the partition it was routed to, whose
+script holds its item's keys.
+
 Live groups are left alone: the range is read with XRANGE, normalized again and applied in replay
 mode (a known item is rewritten in place only where a field changed; an event that failed before
 and now normalizes creates its item). Running the same replay twice changes nothing the second time.
@@ -10,7 +14,7 @@ prediction cannot drift from the real replay's decisions.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -68,3 +72,24 @@ class Replayer:
         else:
             applied = await self._writer.predict(batch, shadow)
         report.outcomes.update(event.status for event in applied)
+
+
+async def replay_partitions(
+    redis: Redis,
+    partitions: Sequence[Keys],
+    normalizers: Mapping[str, Normalizer],
+    outcome_ttl_seconds: int,
+    span: tuple[str, str] = ("-", "+"),
+    dry_run: bool = False,
+) -> ReplayReport:
+    """Each partition in turn, the reports summed; with several, an invalid entry is named
+    `<partition>/<entry id>` (entry ids are unique per stream only)."""
+    total = ReplayReport()
+    several = any(part.partitioning.count > 1 for part in partitions)
+    for part in partitions:
+        writer = EventWriter(redis, part, outcome_ttl_seconds)
+        report = await Replayer(redis, part, normalizers, writer).replay(*span, dry_run=dry_run)
+        total.outcomes.update(report.outcomes)
+        for entry_id, reason in report.invalid.items():
+            total.invalid[f"{part.index}/{entry_id}" if several else entry_id] = reason
+    return total

@@ -50,6 +50,11 @@ class DeadLetters:
         self._stream = dead_letter_stream
         self._redrive = redis.register_script(_REDRIVE)
 
+    @property
+    def stream(self) -> str:
+        """The dead-letter stream."""
+        return self._stream
+
     async def list(self, count: int = 50, start: str = "-") -> list[DeadLetter]:
         entries = await self._redis.xrange(self._stream, min=start, max="+", count=count)
         return [DeadLetter(entry_id, fields) for entry_id, fields in entries]

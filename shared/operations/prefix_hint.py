@@ -20,17 +20,24 @@ async def other_prefixes_with_data(redis: Redis, keys: Keys) -> list[str]:
     suffix = Keys().ingest_stream
     found = set()
     async for key in redis.scan_iter(match=f"*{suffix}", count=SCAN_COUNT, _type="STREAM"):
-        prefix = key[: -len(suffix)]
+        prefix = untagged(key[: -len(suffix)])
         if prefix != keys.prefix and await redis.xlen(key):
             found.add(prefix)
     return sorted(found)
 
 
+def untagged(head: str) -> str:
+    """A partition stream's name minus its `{tag}:` (a prefix never holds a brace): the prefix."""
+    return head[: head.rindex("{")] if head.endswith("}:") and "{" in head else head
+
+
 async def empty_prefix_hint(redis: Redis, keys: Keys) -> str | None:
     """One line to print when this prefix's streams are empty and another prefix has data."""
-    lengths = [int(await redis.xlen(stream)) for stream in (keys.ingest_stream, keys.new_item_stream)]
-    if any(lengths):
-        return None
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in (*keys.ingest_streams, *keys.new_item_streams):
+            pipe.xlen(stream)
+        if any(await pipe.execute()):
+            return None
     others = await other_prefixes_with_data(redis, keys)
     if not others:
         return None

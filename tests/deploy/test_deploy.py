@@ -47,7 +47,7 @@ PROCESSES = {
     "janitor": ["janitor"],
 }
 SCALED = {"ingest-worker", "clusterer"}
-OVERLAYS = ["dev", "prod"]
+OVERLAYS = ["dev", "prod", "prod-cluster"]
 HPA_COMPONENT = K8S / "components" / "hpa"
 KEDA_COMPONENT = K8S / "components" / "keda"
 
@@ -482,7 +482,7 @@ def _streams(docs: list[Manifest]) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("overlay", ["prod", "hpa"])
+@pytest.mark.parametrize("overlay", ["prod", "prod-cluster", "hpa"])
 def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(
     rendered: dict[str, list[Manifest]], overlay: str
 ) -> None:
@@ -523,6 +523,55 @@ def test_keda_scales_each_group_on_its_lag_and_keeps_in_flight_work(
         assert len(lag) == 1 and lag[0]["activationLagCount"] == "0", target
         assert len(pending) == 1, f"{target}: in-flight work must keep a pod"
         assert scaled["spec"]["minReplicaCount"] >= 1, f"{target}: keep a reclaimer alive"
+
+
+def test_keda_on_a_cluster_scales_each_group_on_every_partition_stream(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    """One lag and one pending trigger per partition stream, named as the pods name them, each
+    with the single-node target divided by the partition count."""
+    docs, single = rendered["prod-cluster"], named(rendered["prod"], "ScaledObject")
+    settings = pod_settings(docs)
+    assert settings.redis_cluster and settings.ingest_partitions > 1
+    keys = settings.keys()
+    expected = {"ingest-worker": (keys.ingest_streams, INGEST_GROUP)}
+    expected["clusterer"] = (keys.new_item_streams, CLUSTERER_GROUP)
+    auths = named(docs, "TriggerAuthentication")
+    for name, scaled in named(docs, "ScaledObject").items():
+        streams, group = expected[scaled["spec"]["scaleTargetRef"]["name"]]
+        triggers = scaled["spec"]["triggers"]
+        assert {t["type"] for t in triggers} == {"redis-cluster-streams"}
+        assert {t["authenticationRef"]["name"] for t in triggers} <= set(auths)
+        for count in ("lagCount", "pendingEntriesCount"):
+            [target] = [
+                t["metadata"][count] for t in single[name]["spec"]["triggers"] if count in t["metadata"]
+            ]
+            mine = [t["metadata"] for t in triggers if count in t["metadata"]]
+            assert sorted(m["stream"] for m in mine) == sorted(streams), f"{name}: {count} per partition"
+            assert {(m["consumerGroup"], m[count]) for m in mine} == {
+                (group, str(-(-int(target) // settings.ingest_partitions)))
+            }
+        assert {k: v for k, v in scaled["spec"].items() if k != "triggers"} == {
+            k: v for k, v in single[name]["spec"].items() if k != "triggers"
+        }, f"{name}: the same tuning as on one node"
+    for auth in auths.values():
+        refs = auth["spec"]["secretTargetRef"]
+        assert {(r["name"], r["parameter"]) for r in refs} == {
+            ("soulcaster-redis", "addresses"),
+            ("soulcaster-redis", "password"),
+        }
+
+
+def test_the_committed_cluster_component_is_what_its_script_renders(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    from deploy.k8s.render_keda_cluster import CLUSTER_ENV, SCALED_OBJECTS, render
+
+    settings = pod_settings(rendered["prod-cluster"])
+    objects, cluster_env = render(settings.ingest_partitions, settings.key_prefix)
+    assert SCALED_OBJECTS.read_text() == objects and CLUSTER_ENV.read_text() == cluster_env, (
+        "stale: run python -m deploy.k8s.render_keda_cluster --partitions N"
+    )
 
 
 def test_keda_reads_the_redis_secret_the_pods_use(rendered: dict[str, list[Manifest]]) -> None:

@@ -59,3 +59,24 @@ async def test_the_sso_safari_report_lands_with_the_safari_login_loops(
     assert sso is not None
     assert clusters["Stuck in a login loop on Safari"] == sso
     assert clusters["I can't log in using Safari, it keeps sending me back to the sign in screen."] == sso
+
+
+async def test_dev_on_three_partitions_clusters_every_sample_item(settings: Settings, redis: Redis) -> None:
+    """`INGEST_PARTITIONS=3 soulcaster dev`: a consumer per partition of each group, every item clustered."""
+    dev = settings.model_copy(
+        update={
+            "ingest_partitions": 3,
+            "key_prefix": DEV_PREFIX,
+            "api_port": free_port(),
+            "ingest_api_keys": [],
+        }
+    )
+    await run_dev(dev, fresh=True, serve=False, use_reddit=False)
+
+    keys = dev.keys()
+    per_partition = [await redis.zcard(view.feedback_created) for view in keys.partitions]
+    assert min(per_partition) > 0, per_partition
+    assert [await redis.scard(view.unclustered) for view in keys.partitions] == [0, 0, 0]
+    for view in keys.partitions:
+        for item_id in await redis.zrange(view.feedback_created, 0, -1):
+            assert await redis.hget(keys.feedback(item_id), "clustered") == "true"

@@ -157,15 +157,15 @@ async def test_each_partition_stream_gets_its_share_and_the_masters_share_the_pa
         assert keys.partitioning.of(fields[IngestField.ITEM_ID]) == partition, entry_id
 
 
-async def test_a_batch_spanning_partitions_answers_entry_ids_in_order(redis: Redis, keys: Keys) -> None:
+async def test_a_batch_spanning_partitions_answers_qualified_event_ids_in_order(
+    redis: Redis, keys: Keys
+) -> None:
     publisher = IngestPublisher(redis, keys, producer="test")
     events = [routed(RawEvent.from_json("feedback", feedback(n, f"o-{n}"))) for n in range(30)]
-    entry_ids = await publisher.publish_many(events)
+    event_ids = await publisher.publish_many(events)
     found = await entries(redis, keys)
-    located = [
-        (keys.partitioning.of(event.item_id), entry_id)
-        for event, entry_id in zip(events, entry_ids, strict=True)
-    ]
+    located = [keys.partitioning.locate_event(event_id) for event_id in event_ids]
+    assert [partition for partition, _ in located] == [keys.partitioning.of(e.item_id) for e in events]
     assert [json.loads(found[place][IngestField.PAYLOAD])["external_id"] for place in located] == [
         f"o-{n}" for n in range(30)
     ]
@@ -194,7 +194,7 @@ async def test_the_same_entry_delivered_twice_changes_nothing(
         assert redelivered and await consumer._handler(redelivered) == {}
     assert await stored_items(redis, keys) == before
     recorded = await outcomes(redis, keys)
-    assert sorted(entry_id for _, entry_id in recorded) == sorted(event_ids)
+    assert sorted(keys.partitioning.event_id(*place) for place in recorded) == sorted(event_ids)
     assert {outcome["status"] for outcome in recorded.values()} == {"created"}
 
 
@@ -289,7 +289,8 @@ async def test_bad_input_is_refused_and_an_unprocessable_entry_is_dead_lettered_
     publisher = IngestPublisher(redis, keys, producer="test")
     unprocessable = routed(RawEvent.from_json("manual", {"title": "no text"}))
     [bad] = await publisher.publish_many([unprocessable])
-    bad_place = (keys.partitioning.of(unprocessable.item_id), bad)
+    bad_place = keys.partitioning.locate_event(bad)
+    assert bad_place[0] == keys.partitioning.of(unprocessable.item_id)
     item_id = item_id_for("billing", "m-1", "")
     wrong = keys.partition((keys.partitioning.of(item_id) + 1) % PARTITIONS)
     misrouted = await redis.xadd(

@@ -93,7 +93,7 @@ async def test_an_event_without_an_external_id_is_routed_by_a_minted_id_that_bec
             assert outcome["feedback_id"] == fields[IngestField.ITEM_ID]
             assert keys.partitioning.of(fields[IngestField.ITEM_ID]) == view.index
             assert await redis.exists(view.feedback(fields[IngestField.ITEM_ID])) == 1
-            seen.add(entry_id)
+            seen.add(keys.partitioning.event_id(view.index, entry_id))
     assert seen == event_ids
     assert sum([await redis.zcard(view.feedback_created) for view in keys.partitions]) == 9
 
@@ -146,10 +146,12 @@ async def test_a_direct_publisher_routes_with_the_same_function_and_must_not_ski
     with pytest.raises(UnroutedEvent):
         await publisher.publish(event)
 
-    entry_ids = await publisher.publish_many(
+    event_ids = await publisher.publish_many(
         [routed(event), routed(RawEvent.from_json("manual", {"no": "text"}))]
     )
+    entry_ids = [keys.partitioning.locate_event(event_id)[1] for event_id in event_ids]
     expected = keys.partitioning.of(item_id_for("crm", "c-1", ""))
+    assert event_ids[0] == f"{expected}:{entry_ids[0]}"
     assert [e for e, _ in await redis.xrange(keys.partition(expected).ingest_stream)][:1] == entry_ids[:1]
 
     await drain(partitioned, redis)
@@ -217,3 +219,24 @@ def entry_fields(source: str, payload: dict[str, Any], item_id: str) -> dict[str
         IngestField.PAYLOAD: json.dumps(payload),
         IngestField.ITEM_ID: item_id,
     }
+
+
+async def test_a_batch_gets_one_distinct_event_id_per_event_that_names_its_partition(
+    api: httpx.AsyncClient, redis: Redis, partitioned: Settings
+) -> None:
+    """Every partition's share of one batch is appended in the same millisecond, so entry ids repeat
+    across partitions: only the partition-qualified event id names one event."""
+    batch = {"items": [{"source": "crm", "external_id": f"q-{n}", "title": f"slow {n}"} for n in range(12)]}
+    event_ids = (await api.post("/ingest/feedback", json=batch)).json()["event_ids"]
+    assert len(set(event_ids)) == 12
+    assert {event_id.split(":")[0] for event_id in event_ids} == {"0", "1", "2"}
+    await drain(partitioned, redis)
+
+    for n, event_id in enumerate(event_ids):
+        found = (await api.get(f"/ingest/events/{event_id}")).json()
+        assert found["status"] == "created" and found["event_id"] == event_id
+        assert found["feedback_id"] == item_id_for("crm", f"q-{n}", "")
+    entry_id = event_ids[0].split(":")[1]
+    assert (await api.get(f"/ingest/events/{entry_id}")).json()["status"] == "created"
+    assert (await api.get(f"/ingest/events/7:{entry_id}")).status_code == 404
+    assert (await api.get(f"/ingest/events/x:{entry_id}")).status_code == 422

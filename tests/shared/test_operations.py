@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from shared.operations.consumers import prune_idle_consumers
 from shared.operations.dead_letters import DeadLetters
 from shared.operations.janitor import Janitor
-from shared.operations.stream_export import export_range, import_lines
+from shared.operations.stream_export import append_to, export_range, import_lines
 from shared.operations.stream_range import to_stream_id
 
 STREAM = "ops:stream"
@@ -105,7 +105,7 @@ async def test_export_and_import_round_trip(redis: Redis) -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ids[1:4]
 
-    assert await import_lines(redis, "ops:other", lines) == 3
+    assert await import_lines(lines, append_to(redis, "ops:other")) == 3
     imported = await redis.xrange("ops:other")
     assert [fields["n"] for _, fields in imported] == ["1", "2", "3"]
     assert [fields["imported_from"] for _, fields in imported] == ids[1:4]
@@ -113,7 +113,7 @@ async def test_export_and_import_round_trip(redis: Redis) -> None:
 
 async def test_import_rejects_a_line_that_is_not_an_export(redis: Redis) -> None:
     with pytest.raises(ValueError, match="line 2"):
-        await import_lines(redis, STREAM, ['{"id": "1-0", "fields": {"a": "b"}}', "not json"])
+        await import_lines(['{"id": "1-0", "fields": {"a": "b"}}', "not json"], append_to(redis, STREAM))
 
 
 def test_stream_ranges_accept_ids_times_and_iso_dates() -> None:
@@ -135,3 +135,32 @@ async def test_prune_removes_only_idle_consumers_with_nothing_pending(redis: Red
     assert removed == ["idle-and-empty"]
     names = [c["name"] for c in await redis.xinfo_consumers(STREAM, GROUP)]
     assert names == ["owns-work"]
+
+
+async def test_stream_infos_reads_many_streams_in_one_go_each_with_its_own_groups(redis: Redis) -> None:
+    from shared.stream_info import stream_info, stream_infos
+
+    for stream, count in (("ops:a", 3), ("ops:c", 2)):
+        for n in range(count):
+            await redis.xadd(stream, {"n": str(n)})
+    await redis.xgroup_create("ops:a", "g1", id="0")
+    await redis.xgroup_create("ops:a", "g2", id="0")
+    await redis.xgroup_create("ops:c", "g3", id="0")
+    await redis.xreadgroup("g2", "pod", {"ops:a": ">"}, count=2)
+    await redis.xreadgroup("g3", "pod", {"ops:c": ">"}, count=1)
+    await redis.xadd("ops:b:dlq", {"error": "x"})
+
+    pairs = [("ops:a", "ops:a:dlq"), ("ops:b", "ops:b:dlq"), ("ops:c", "ops:c:dlq")]
+    infos = await stream_infos(redis, pairs)
+    assert [(i.stream, i.length, i.dead_letter_length) for i in infos] == [
+        ("ops:a", 3, 0),
+        ("ops:b", 0, 1),
+        ("ops:c", 2, 0),
+    ]
+    assert [[(g.name, g.pending, g.lag) for g in i.groups] for i in infos] == [
+        [("g1", 0, 3), ("g2", 2, 1)],
+        [],
+        [("g3", 1, 1)],
+    ]
+    alone = [await stream_info(redis, *pair) for pair in pairs]
+    assert [[g.name for g in i.groups] for i in alone] == [["g1", "g2"], [], ["g3"]]

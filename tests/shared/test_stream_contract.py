@@ -42,7 +42,7 @@ from shared.keys import (
     ProvenanceField,
 )
 from shared.operations.dead_letters import DeadLetters
-from shared.operations.stream_export import export_range, import_lines
+from shared.operations.stream_export import ImportPublisher, export_range, import_lines, publish_imported
 from shared.publisher import IngestPublisher, RawEvent
 from shared.settings import Settings
 from tests.support.paths import FIXTURES
@@ -284,7 +284,8 @@ async def test_dead_letters_redrives_and_imports_validate(
     first_id = (await redis.xrange(keys.ingest_stream, count=1))[0][0]
     await export_range(redis, keys.ingest_stream, exported, end=first_id)
     target = Keys("imported:")
-    assert await import_lines(redis, target.ingest_stream, exported.getvalue().splitlines()) == 1
+    importer = publish_imported(ImportPublisher(redis, target, "import"), lambda event: event)
+    assert await import_lines(exported.getvalue().splitlines(), importer) == 1
     (_, imported), *_ = await redis.xrange(target.ingest_stream)
     assert ProvenanceField.IMPORTED_FROM in imported
     assert_ingest_entry_valid(imported)

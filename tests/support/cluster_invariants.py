@@ -1,4 +1,5 @@
-"""The state every clusterer run must end in, whatever was retried, killed or run in parallel."""
+"""The state every clusterer run must end in, whatever was retried, killed or run in parallel, on
+one partition or several (then `keys` spans them all)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ async def assert_each_item_in_one_cluster(
             assert item_id not in owner, f"{item_id} is in {owner.get(item_id)} and {cluster_id}"
             owner[item_id] = cluster_id
     assert set(owner) == set(item_ids)
+    assert await redis.hgetall(keys.cluster_of) == owner, "the authority disagrees with the members"
     for item_id in item_ids:
         fields = await redis.hmget(keys.feedback(item_id), ["clustered", "cluster_id"])
         assert fields == ["true", owner[item_id]]
-    assert await redis.scard(keys.unclustered) == 0
+    for partition in keys.partitions:
+        assert await redis.scard(partition.unclustered) == 0
     return members

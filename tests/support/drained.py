@@ -2,7 +2,8 @@
 
 A consumer group is drained when it has read every entry of its stream (lag 0) and acked every
 entry it read (nothing pending); a stream or group that does not exist yet is not drained. The
-clusterer is drained when, besides, no item is left in the unclustered set.
+clusterer is drained when, besides, no item is left in the unclustered set; with several
+partitions, every partition's stream and set.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ async def drained(redis: Redis, keys: Keys, *, through_ingest: bool = False) -> 
     """The clusterer has clustered every new item; `through_ingest` first asks the same of ingest."""
     if through_ingest and not await ingested(redis, keys):
         return False
-    if not await group_drained(redis, keys.new_item_stream, CLUSTERER_GROUP):
-        return False
-    return not await redis.scard(keys.unclustered)
+    for partition in keys.partitions:
+        if not await group_drained(redis, partition.new_item_stream, CLUSTERER_GROUP):
+            return False
+        if await redis.scard(partition.unclustered):
+            return False
+    return True
 
 
 def run_with_redis(redis_url: str, check: Callable[[Redis], Awaitable[T]]) -> T:

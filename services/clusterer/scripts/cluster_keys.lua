@@ -1,7 +1,10 @@
 -- Prepended to every cluster-writing script at load time (Redis scripts cannot import): the lock
--- fence and the writes that keep cluster:{id}, cluster:items:{id} and the three indexes in step.
+-- fence and the writes that keep cluster:{id}, cluster:items:{id}, the three indexes and the
+-- item -> cluster authority in step. Every key a script touches is in KEYS (a Redis Cluster routes
+-- by them and refuses any other): the document names a cluster's keys by their position in KEYS.
 -- KEYS[1] lock  KEYS[2] clusters:all  KEYS[3] clusters:by_size  KEYS[4] clusters:by_created
-local lock_key, all_key, by_size_key, by_created_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS[5] cluster:of
+local lock_key, all_key, by_size_key, by_created_key, owner_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local function holds_lock(token)
   return redis.call('GET', lock_key) == token
@@ -18,11 +21,11 @@ end
 -- The caller's fields, the size counted from the member set (it wins over any stale size in
 -- `fields`), and the by-size index, all at once.
 local function write_cluster(c, fields)
-  local size = redis.call('SCARD', c.items_key)
+  local size = redis.call('SCARD', KEYS[c.items_key])
   local flat = flatten(fields, {})
   flat[#flat + 1] = 'size'
   flat[#flat + 1] = tostring(size)
-  redis.call('HSET', c.key, unpack(flat))
+  redis.call('HSET', KEYS[c.key], unpack(flat))
   redis.call('ZADD', by_size_key, size, c.id)
   return size
 end
@@ -31,7 +34,7 @@ end
 -- the planned fields and size, and its place in every index.
 local function upsert_cluster(c)
   for name, value in pairs(c.initial) do
-    redis.call('HSETNX', c.key, name, value)
+    redis.call('HSETNX', KEYS[c.key], name, value)
   end
   write_cluster(c, c.fields)
   redis.call('SADD', all_key, c.id)
@@ -39,7 +42,7 @@ local function upsert_cluster(c)
 end
 
 local function drop_cluster(c)
-  redis.call('DEL', c.key, c.items_key)
+  redis.call('DEL', KEYS[c.key], KEYS[c.items_key])
   redis.call('SREM', all_key, c.id)
   redis.call('ZREM', by_size_key, c.id)
   redis.call('ZREM', by_created_key, c.id)

@@ -1,6 +1,8 @@
--- Set a cluster's keywords unless it was merged away meanwhile (never re-create a hash).
--- KEYS[1] cluster:{id}   ARGV[1] keywords (JSON list)
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HSET', KEYS[1], 'keywords', ARGV[1])
+-- Set each cluster's keywords unless it was merged away meanwhile (never re-create a hash).
+-- KEYS[i] cluster:{id i}   ARGV[i] its keywords (JSON list)
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'keywords', ARGV[i])
+  end
 end
-return -1
+return #KEYS

@@ -14,14 +14,17 @@ from shared.models import FeedbackItem, item_id_for
 async def seed_items(
     redis: Redis, keys: Keys, titles: Sequence[str], source: str = "manual", publish: bool = True
 ) -> list[str]:
-    """Returns the new item ids in order; `publish=False` leaves them without an event."""
+    """Returns the new item ids in order; `publish=False` leaves them without an event. Each item
+    goes to its partition's set and stream (one pipeline, not a transaction: the keys of several
+    partitions may live on several nodes)."""
     ids: list[str] = []
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:
         for title in titles:
             item_id = item_id_for(source, f"ext-{len(ids)}-{title}", "")
             item = FeedbackItem(id=item_id, source=source, title=title, created_at=datetime.now(UTC))
             pipe.hset(keys.feedback(item_id), mapping=item.to_hash())  # type: ignore[arg-type]
-            pipe.sadd(keys.unclustered, item_id)
+            partition = keys.for_item(item_id)
+            pipe.sadd(partition.unclustered, item_id)
             if publish:
                 event = {
                     NewItemField.VERSION: SCHEMA_VERSION,
@@ -29,7 +32,7 @@ async def seed_items(
                     NewItemField.SOURCE: source,
                     NewItemField.CREATED_AT: item.created_at.isoformat(),
                 }
-                pipe.xadd(keys.new_item_stream, event)  # type: ignore[arg-type]
+                pipe.xadd(partition.new_item_stream, event)  # type: ignore[arg-type]
             ids.append(item_id)
         await pipe.execute()
     return ids
