@@ -14,12 +14,16 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.resources import files
+from itertools import chain
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.keys import SCHEMA_VERSION, IngestField, Keys
-from shared.redis_connection import is_cluster
+from shared.redis_connection import is_cluster, learn_slot_map
+
+_APPEND_SCRIPT = files("shared").joinpath("append_entries.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class IngestPublisher:
         self._streams = keys.ingest_streams
         self._routed = keys.partitioning.tagged
         self._cluster = is_cluster(redis)
+        self._append_script = redis.register_script(_APPEND_SCRIPT)
         self._producer = producer
 
     def _fields(self, event: RawEvent) -> dict[str, str]:
@@ -98,11 +103,12 @@ class IngestPublisher:
         failed batch never finds half of it already accepted.
 
         On one server a single MULTI covers every partition's stream. A Redis Cluster runs a MULTI
-        only within one slot, so there the batch is one MULTI per partition, sent concurrently: each
-        partition's share is all or nothing, the batch as a whole is not. When one fails the call
-        raises, and the producer's retry may append again the shares that were stored; their events
-        then end as duplicates (every event has an item id the worker derives again), except those
-        with neither an external id nor an `Idempotency-Key`, which become a second item.
+        only within one slot, so there the batch is one script call per partition
+        (append_entries.lua), sent concurrently: each partition's share is all or nothing, the batch
+        as a whole is not. When one fails the call raises, and the producer's retry may append
+        again the shares that were stored; their events then end as duplicates (every event has an
+        item id the worker derives again), except those with neither an external id nor an
+        `Idempotency-Key`, which become a second item.
         """
         fields = [self._fields(event) for event in events]
         partitions = [self._partition(event) for event in events]
@@ -114,13 +120,14 @@ class IngestPublisher:
             return await self._append_atomically(
                 [(self._streams[p], f) for p, f in zip(partitions, fields, strict=True)]
             )
+        await learn_slot_map(self._redis)  # before the shares' concurrent first commands
         by_partition: dict[int, list[int]] = defaultdict(list)
         for index, partition in enumerate(partitions):
             by_partition[partition].append(index)
         shares = list(by_partition.items())
         results = await asyncio.gather(
             *(
-                self._append_atomically([(self._streams[partition], fields[i]) for i in indexes])
+                self._append_share(self._streams[partition], [fields[i] for i in indexes])
                 for partition, indexes in shares
             ),
             return_exceptions=True,
@@ -131,6 +138,14 @@ class IngestPublisher:
                 raise result
             for index, entry_id in zip(indexes, result, strict=True):
                 entry_ids[index] = entry_id
+        return entry_ids
+
+    async def _append_share(self, stream: str, share: Sequence[dict[str, str]]) -> list[str]:
+        args: list[str | int] = []
+        for fields in share:
+            args.append(2 * len(fields))
+            args += chain.from_iterable(fields.items())
+        entry_ids: list[str] = await self._append_script(keys=[stream], args=args)
         return entry_ids
 
     async def _append_atomically(self, appends: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
