@@ -62,9 +62,17 @@ def build_vector_index(settings: Settings, redis: Redis, keys: Keys, embedder: E
             retry=RetryPolicy.from_settings(settings),
             timeout_seconds=settings.provider_timeout_seconds,
         )
-    from services.clusterer.vector_index.redis_index import RedisVectorIndex, binary_client
+    from services.clusterer.vector_index.local_copy import IndexTuning
+    from services.clusterer.vector_index.redis_index import RedisVectorIndex, SnapshotPolicy, binary_client
 
-    return RedisVectorIndex(binary_client(redis), keys.vectors(embedder.name), embedder.dimensions)
+    return RedisVectorIndex(
+        binary_client(redis),
+        keys,
+        embedder.name,
+        embedder.dimensions,
+        IndexTuning(ann_min=settings.vector_ann_min, search_ef=settings.vector_search_ef),
+        SnapshotPolicy(every=settings.vector_snapshot_every),
+    )
 
 
 def build_summarizer(settings: Settings) -> Summarizer:
