@@ -15,7 +15,9 @@ away (it was behind when the trim came) loads the snapshot again instead of miss
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,8 @@ _SEPARATOR = "\n"
 _START = b"0-0"  # before the first entry of any stream
 _ENTRY, _BEFORE = b"entry", b"before"
 _GRAPH_FILE = "graph.bin"
+
+log = logging.getLogger(__name__)
 
 
 def binary_client(redis: Redis) -> Redis:
@@ -188,10 +192,20 @@ class RedisVectorIndex:
                     f"{self._log_key} snapshot has {manifest.dimensions} dimensions, "
                     f"the index {self._dimensions}"
                 )
+            started = time.perf_counter()
             image = await self._store.read(manifest)
             if image is not None:
                 copy = await asyncio.to_thread(self._rebuild, image, manifest)
                 self._reset(copy, manifest.entry, manifest.before, manifest.upserted)
+                log.info(
+                    "vector snapshot loaded",
+                    extra={
+                        "log": self._log_key,
+                        "entry": manifest.entry.decode(),
+                        "items": manifest.count,
+                        "seconds": round(time.perf_counter() - started, 3),
+                    },
+                )
                 return
 
     def _rebuild(self, image: CopyImage, manifest: Manifest) -> LocalCopy:
@@ -230,6 +244,10 @@ class RedisVectorIndex:
         )
         if await self._store.write(image, manifest, current):
             self._snapshot_upserted = self._upserted
+            log.info(
+                "vector snapshot written",
+                extra={"log": self._log_key, "entry": manifest.entry.decode(), "items": manifest.count},
+            )
 
     def _image(self) -> CopyImage:
         with tempfile.TemporaryDirectory() as folder:
