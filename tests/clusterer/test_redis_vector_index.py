@@ -5,6 +5,7 @@ a trim."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,18 +214,23 @@ async def test_a_replica_exactly_before_the_snapshot_entry_only_replays(
     assert (await follower.query(vectors[7:8], top_k=1))[0][0].cluster_id == "tail"
 
 
-async def test_a_snapshot_switch_refuses_a_stale_manifest_and_keeps_nothing(redis: Redis) -> None:
+async def test_a_snapshot_switch_refuses_a_stale_manifest_and_keeps_nothing(
+    redis: Redis, tmp_path: Path
+) -> None:
     binary = binary_client(redis)
     store = SnapshotStore(binary, Keys(), NAME, chunk_bytes=4)
-    image = CopyImage("exact", b"a\nb", b"c\nc", bytes(range(32)))
+    (tmp_path / "written").write_bytes(bytes(range(32)))
+    image = CopyImage("exact", b"a\nb", b"c\nc", tmp_path / "written", 32)
     first = Manifest(b"5-0", b"4-0", 2, 2, 4, "exact", store.chunk_count(image), 3, 3, 32)
+    assert first.chunks == 10  # 38 bytes in chunks of 4
     assert await store.write(image, first, replaces=None)
     second = Manifest(b"9-0", b"8-0", 2, 2, 4, "exact", store.chunk_count(image), 3, 3, 32)
     assert not await store.write(image, second, replaces=None)  # another writer switched first
 
     assert await store.manifest() == first
-    read = await store.read(first)
-    assert read is not None and bytes(read.payload) == bytes(range(32)) and bytes(read.ids) == b"a\nb"
+    read = await store.read(first, tmp_path / "read")
+    assert read is not None and (read.ids, read.clusters) == (b"a\nb", b"c\nc")
+    assert read.payload.read_bytes() == bytes(range(32))
     stored = {key async for key in redis.scan_iter(match=f"{store.manifest_key}:*")}
     assert stored == {Keys().vector_snapshot_chunk(NAME, "5-0", n) for n in range(first.chunks)}
 

@@ -37,12 +37,14 @@ class IndexTuning:
 
 @dataclass(frozen=True)
 class CopyImage:
-    """Everything needed to rebuild a copy elsewhere: its side tables and its storage's bytes."""
+    """Everything needed to rebuild a copy elsewhere: its side tables, and its storage in a file
+    (hnswlib saves and loads only files; a file also spares holding the bytes in memory)."""
 
     storage: str  # EXACT (float32 rows) or GRAPH (an hnswlib index file)
-    ids: bytes | memoryview
-    clusters: bytes | memoryview
-    payload: bytes | memoryview
+    ids: bytes
+    clusters: bytes
+    payload: Path
+    payload_bytes: int
 
 
 class _ExactRows:
@@ -176,32 +178,30 @@ class LocalCopy:
         graph.put(np.arange(count, dtype=np.int64), self.storage.matrix[:count])
         self.storage = graph
 
-    def image(self, graph_file: Path) -> CopyImage:
-        """The copy as bytes; a graph is saved through `graph_file` (hnswlib writes only files)."""
+    def image(self, payload: Path) -> CopyImage:
+        """The copy, its storage saved to `payload`."""
         ids = _SEPARATOR.join(self.ids).encode()
         clusters = _SEPARATOR.join(self.cluster_of).encode()
         if isinstance(self.storage, _Graph):
-            self.storage.index.save_index(str(graph_file))
-            return CopyImage(GRAPH, ids, clusters, graph_file.read_bytes())
-        return CopyImage(EXACT, ids, clusters, self.storage.matrix[: len(self.ids)].tobytes())
+            self.storage.index.save_index(str(payload))
+            return CopyImage(GRAPH, ids, clusters, payload, payload.stat().st_size)
+        self.storage.matrix[: len(self.ids)].tofile(payload)
+        return CopyImage(EXACT, ids, clusters, payload, payload.stat().st_size)
 
     @classmethod
-    def from_image(
-        cls, image: CopyImage, count: int, dimensions: int, tuning: IndexTuning, graph_file: Path
-    ) -> LocalCopy:
+    def from_image(cls, image: CopyImage, count: int, dimensions: int, tuning: IndexTuning) -> LocalCopy:
         copy = cls(dimensions, tuning)
-        copy.ids = bytes(image.ids).decode().split(_SEPARATOR) if count else []
-        copy.cluster_of = bytes(image.clusters).decode().split(_SEPARATOR) if count else []
+        copy.ids = image.ids.decode().split(_SEPARATOR) if count else []
+        copy.cluster_of = image.clusters.decode().split(_SEPARATOR) if count else []
         if len(copy.ids) != count or len(copy.cluster_of) != count:
             raise ValueError(f"snapshot side tables do not hold {count} items")
         copy.rows = {item_id: row for row, item_id in enumerate(copy.ids)}
         if image.storage == GRAPH:
-            graph_file.write_bytes(image.payload)
             index = hnswlib.Index(space="ip", dim=dimensions)
-            index.load_index(str(graph_file), max_elements=max(2 * count, 1024))
+            index.load_index(str(image.payload), max_elements=max(2 * count, 1024))
             copy.storage = _Graph(index, tuning.search_ef)
         else:
-            rows = np.frombuffer(image.payload, dtype=np.float32).reshape(count, dimensions)
+            rows = np.fromfile(image.payload, dtype=np.float32).reshape(count, dimensions)
             copy.storage = _ExactRows(dimensions, rows)
             if count >= tuning.ann_min:
                 copy._build_graph()

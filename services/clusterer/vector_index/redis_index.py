@@ -36,7 +36,7 @@ _UPSERT, _REASSIGN = b"upsert", b"reassign"
 _SEPARATOR = "\n"
 _START = b"0-0"  # before the first entry of any stream
 _ENTRY, _BEFORE = b"entry", b"before"
-_GRAPH_FILE = "graph.bin"
+_PAYLOAD_FILE = "payload.bin"
 
 log = logging.getLogger(__name__)
 
@@ -193,26 +193,24 @@ class RedisVectorIndex:
                     f"the index {self._dimensions}"
                 )
             started = time.perf_counter()
-            image = await self._store.read(manifest)
-            if image is not None:
-                copy = await asyncio.to_thread(self._rebuild, image, manifest)
-                self._reset(copy, manifest.entry, manifest.before, manifest.upserted)
-                log.info(
-                    "vector snapshot loaded",
-                    extra={
-                        "log": self._log_key,
-                        "entry": manifest.entry.decode(),
-                        "items": manifest.count,
-                        "seconds": round(time.perf_counter() - started, 3),
-                    },
+            with tempfile.TemporaryDirectory() as folder:
+                image = await self._store.read(manifest, Path(folder) / _PAYLOAD_FILE)
+                if image is None:
+                    continue
+                copy = await asyncio.to_thread(
+                    LocalCopy.from_image, image, manifest.count, self._dimensions, self._tuning
                 )
-                return
-
-    def _rebuild(self, image: CopyImage, manifest: Manifest) -> LocalCopy:
-        with tempfile.TemporaryDirectory() as folder:
-            return LocalCopy.from_image(
-                image, manifest.count, self._dimensions, self._tuning, Path(folder) / _GRAPH_FILE
+            self._reset(copy, manifest.entry, manifest.before, manifest.upserted)
+            log.info(
+                "vector snapshot loaded",
+                extra={
+                    "log": self._log_key,
+                    "entry": manifest.entry.decode(),
+                    "items": manifest.count,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
             )
+            return
 
     def _reset(self, copy: LocalCopy, position: bytes, previous: bytes, upserted: int) -> None:
         self._copy = copy
@@ -229,7 +227,17 @@ class RedisVectorIndex:
                 return
         if self._upserted - self._snapshot_upserted < self._policy.every:
             return
-        image = await asyncio.to_thread(self._image)
+        with tempfile.TemporaryDirectory() as folder:
+            image = await asyncio.to_thread(self._copy.image, Path(folder) / _PAYLOAD_FILE)
+            written = await self._write(image, current)
+        if written:
+            self._snapshot_upserted = self._upserted
+            log.info(
+                "vector snapshot written",
+                extra={"log": self._log_key, "entry": self._position.decode(), "items": len(self._copy)},
+            )
+
+    async def _write(self, image: CopyImage, current: Manifest | None) -> bool:
         manifest = Manifest(
             entry=self._position,
             before=self._previous,
@@ -240,15 +248,6 @@ class RedisVectorIndex:
             chunks=self._store.chunk_count(image),
             ids_bytes=len(image.ids),
             clusters_bytes=len(image.clusters),
-            payload_bytes=len(image.payload),
+            payload_bytes=image.payload_bytes,
         )
-        if await self._store.write(image, manifest, current):
-            self._snapshot_upserted = self._upserted
-            log.info(
-                "vector snapshot written",
-                extra={"log": self._log_key, "entry": manifest.entry.decode(), "items": manifest.count},
-            )
-
-    def _image(self) -> CopyImage:
-        with tempfile.TemporaryDirectory() as folder:
-            return self._copy.image(Path(folder) / _GRAPH_FILE)
+        return await self._store.write(image, manifest, current)

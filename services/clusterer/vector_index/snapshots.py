@@ -10,8 +10,9 @@ next snapshot and reads the manifest again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -94,28 +95,31 @@ class SnapshotStore:
         stored = await self._redis.hgetall(self.manifest_key)
         return Manifest.from_fields(stored) if stored else None
 
-    async def read(self, manifest: Manifest) -> CopyImage | None:
-        """None when a chunk is gone: a newer snapshot replaced this one meanwhile."""
-        chunks: list[bytes] = []
-        for key in self._chunk_keys(manifest):
-            chunk = await self._redis.get(key)
-            if chunk is None:
-                return None
-            chunks.append(chunk)
-        blob = memoryview(b"".join(chunks))
-        del chunks
-        ids_end = manifest.ids_bytes
-        clusters_end = ids_end + manifest.clusters_bytes
-        if len(blob) != clusters_end + manifest.payload_bytes:
-            raise ValueError(f"snapshot {manifest.entry!r} holds {len(blob)} bytes, unlike its manifest")
-        return CopyImage(manifest.storage, blob[:ids_end], blob[ids_end:clusters_end], blob[clusters_end:])
+    async def read(self, manifest: Manifest, payload: Path) -> CopyImage | None:
+        """The snapshot, its storage written to `payload` chunk by chunk (never all in memory);
+        None when a chunk is gone: a newer snapshot replaced this one meanwhile."""
+        head_bytes = manifest.ids_bytes + manifest.clusters_bytes
+        head = bytearray()
+        written = 0
+        with payload.open("wb") as sink:
+            for key in self._chunk_keys(manifest):
+                chunk = await self._redis.get(key)
+                if chunk is None:
+                    return None
+                taken = max(0, min(len(chunk), head_bytes - len(head)))
+                head += chunk[:taken]
+                written += sink.write(memoryview(chunk)[taken:])
+        if len(head) != head_bytes or written != manifest.payload_bytes:
+            raise ValueError(f"snapshot {manifest.entry!r} does not hold what its manifest says")
+        ids, clusters = bytes(head[: manifest.ids_bytes]), bytes(head[manifest.ids_bytes :])
+        return CopyImage(manifest.storage, ids, clusters, payload, written)
 
     async def write(self, image: CopyImage, manifest: Manifest, replaces: Manifest | None) -> bool:
         """Switch to the new snapshot and trim the log below its entry; False (and nothing kept)
         when the manifest is no longer `replaces`: another replica switched first."""
         chunk_keys = self._chunk_keys(manifest)
-        parts = _split([image.ids, image.clusters, image.payload], self._chunk_bytes)
-        for key, chunk in zip(chunk_keys, parts, strict=True):
+        pieces = _pieces(image.ids + image.clusters, image.payload, self._chunk_bytes)
+        for key, chunk in zip(chunk_keys, pieces, strict=True):
             await self._redis.set(key, chunk, ex=PENDING_CHUNK_SECONDS)
         old_keys = self._chunk_keys(replaces) if replaces else []
         pairs = [part for pair in manifest.to_fields().items() for part in pair]
@@ -128,7 +132,7 @@ class SnapshotStore:
         return switched == 1
 
     def chunk_count(self, image: CopyImage) -> int:
-        size = len(image.ids) + len(image.clusters) + len(image.payload)
+        size = len(image.ids) + len(image.clusters) + image.payload_bytes
         return max(1, -(-size // self._chunk_bytes))
 
     def _chunk_keys(self, manifest: Manifest) -> list[str]:
@@ -139,19 +143,18 @@ class SnapshotStore:
         ]
 
 
-def _split(parts: Sequence[bytes | memoryview], size: int) -> Iterator[bytes]:
-    """The parts' bytes, one after the other, in pieces of `size` (the last shorter; at least one)."""
-    pending = bytearray()
+def _pieces(head: bytes, payload: Path, size: int) -> Iterator[bytes]:
+    """`head`, then the payload file's bytes, in pieces of `size` (the last shorter; at least one)."""
+    pending = head
     produced = False
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            taken = size - len(pending)
-            pending += view[:taken]
-            view = view[taken:]
-            if len(pending) == size:
-                yield bytes(pending)
-                pending.clear()
-                produced = True
+    with payload.open("rb") as source:
+        while True:
+            while len(pending) >= size:
+                yield pending[:size]
+                pending, produced = pending[size:], True
+            more = source.read(size - len(pending))
+            if not more:
+                break
+            pending += more
     if pending or not produced:
-        yield bytes(pending)
+        yield pending
