@@ -227,6 +227,7 @@ class RedisVectorIndex:
                 return
         if self._upserted - self._snapshot_upserted < self._policy.every:
             return
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             image = await asyncio.to_thread(self._copy.image, Path(folder) / _PAYLOAD_FILE)
             written = await self._write(image, current)
@@ -234,7 +235,12 @@ class RedisVectorIndex:
             self._snapshot_upserted = self._upserted
             log.info(
                 "vector snapshot written",
-                extra={"log": self._log_key, "entry": self._position.decode(), "items": len(self._copy)},
+                extra={
+                    "log": self._log_key,
+                    "entry": self._position.decode(),
+                    "items": len(self._copy),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
             )
 
     async def _write(self, image: CopyImage, current: Manifest | None) -> bool:
