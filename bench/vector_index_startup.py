@@ -8,8 +8,8 @@ around 3,000 topics), the product's `RedisVectorIndex`. Two vector logs are writ
 - a full log with no snapshot, replayed by (a) today's behaviour (`VECTOR_ANN_MIN` above the size:
   exact rows, the whole log) and (a') the product's defaults without a snapshot (the whole log
   into the HNSW graph), each measured in this run;
-- per `--tails` value T, a log whose writer (the product's defaults) snapshotted at size - T items
-  and then wrote T more, started by (b) loading the snapshot and replaying the T-item tail.
+- per `--tails` value T, a log whose writer (the product's defaults) last snapshotted at size - T
+  items and then wrote T more, started by (b) loading the snapshot and replaying the T-item tail.
 Each replica starts in a fresh process. For each: seconds until it has caught up, its RSS then and
 its peak, the Redis memory of that index's keys, the median time of one query batch of 64, and
 recall@10 against the exact top 10 of the same queries.
@@ -63,8 +63,8 @@ def product_tuning() -> IndexTuning:
 
 
 async def write_log(base: np.ndarray, writer: RedisVectorIndex) -> str:
-    """Upserts in batches of 64, as the clusterer does; the writer snapshots when its policy says,
-    inside the upsert (so the slowest upsert is the one that wrote the snapshot)."""
+    """Upserts in batches of 64, as the clusterer does. The slowest upsert is the one that built
+    the graph at VECTOR_ANN_MIN or wrote a snapshot (both happen inside an upsert)."""
     began = time.perf_counter()
     slowest = 0.0
     for start in range(0, len(base), BATCH):
@@ -152,6 +152,13 @@ def print_table(starts: list[Start], writers: list[str], heading: str) -> None:
         print(line)
 
 
+def snapshot_at(items: int, tuning: IndexTuning) -> SnapshotPolicy:
+    """A policy whose last snapshot covers `items` (rounded up to a batch): the writer also
+    snapshots once when its graph is built, at the first batch reaching VECTOR_ANN_MIN."""
+    built = -(-tuning.ann_min // BATCH) * BATCH
+    return SnapshotPolicy(every=items - built if items > built else NEVER)
+
+
 async def run(url: str, size: int, tails: list[int], graph_replay: bool) -> tuple[list[Start], list[str]]:
     tuning = product_tuning()
     base, queries = synthetic(size, 640, 3000)
@@ -168,8 +175,7 @@ async def run(url: str, size: int, tails: list[int], graph_replay: bool) -> tupl
         starts.append(await replica_process(url, how, "full", tuning, queries, truth))
     for tail in tails:
         name = f"tail-{tail}"
-        snapshot_at = SnapshotPolicy(every=max(1, size - tail))
-        writer = RedisVectorIndex(redis, KEYS, name, DIMENSIONS, tuning, snapshot_at)
+        writer = RedisVectorIndex(redis, KEYS, name, DIMENSIONS, tuning, snapshot_at(size - tail, tuning))
         writers.append(f"{name} (writer with the product's defaults) {await write_log(base, writer)}")
         print(f"  {writers[-1]}", flush=True)
         del writer

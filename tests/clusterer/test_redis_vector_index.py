@@ -141,21 +141,23 @@ async def test_a_snapshot_trims_the_log_and_a_new_replica_starts_from_it(
 ) -> None:
     vectors = unit_rows(1250, 16, seed=9)
     writer = index(redis, tuning, every=500)
-    await upsert_rows(writer, vectors)  # snapshots at 500 and 1000 upserted vectors
+    await upsert_rows(writer, vectors)  # batches of 100
     await writer.reassign(["i0"], "after-the-snapshot")  # in the tail only
 
+    # Exact: snapshots at 500 and 1000 vectors. Graph: when it is built (at 100), then 600, 1100.
+    covered, tail = (1100, 2) if tuning is GRAPH else (1000, 3)
     snapshot = await manifest(redis)
     assert snapshot is not None
     assert (snapshot.upserted, snapshot.count, snapshot.storage) == (
-        1000,
-        1000,
+        covered,
+        covered,
         "hnsw" if tuning is GRAPH else "exact",
     )
     assert snapshot.chunks > 1  # 4 KB chunks
     log = Keys().vectors(NAME)
     first = await binary_client(redis).xrange(log, count=1)
     assert first[0][0] == snapshot.entry  # everything below the snapshot's entry is gone
-    assert await redis.xlen(log) == 5  # the snapshot's own entry, 3 upserts and the reassign
+    assert await redis.xlen(log) == 1 + tail + 1  # the snapshot's own entry, the tail, the reassign
     chunk_keys = {key async for key in redis.scan_iter(match=f"{Keys().vector_snapshot(NAME)}:*")}
     assert chunk_keys == {
         Keys().vector_snapshot_chunk(NAME, snapshot.entry.decode(), n) for n in range(snapshot.chunks)
@@ -185,7 +187,7 @@ async def test_a_replica_behind_a_trim_loads_the_snapshot_again(
     assert snapshot_loads(caplog) == 0
 
     snapshot = await manifest(redis)
-    assert snapshot is not None and snapshot.upserted == 800
+    assert snapshot is not None and snapshot.upserted == 900  # at 100 (the graph), 500, 900
     queries = unit_rows(25, 16, seed=12)
     assert answers(await behind.query(queries, top_k=6)) == answers(await writer.query(queries, top_k=6))
     assert len(behind) == 900
@@ -212,6 +214,24 @@ async def test_a_replica_exactly_before_the_snapshot_entry_only_replays(
     )
     assert len(follower) == 500 and snapshot_loads(caplog) == 0
     assert (await follower.query(vectors[7:8], top_k=1))[0][0].cluster_id == "tail"
+
+
+async def test_the_graph_is_snapshotted_once_built_so_replicas_never_rebuild_it_from_the_log(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    vectors = unit_rows(300, 16, seed=14)
+    writer = index(redis, GRAPH)  # snapshots every 10**9 vectors, but the graph (at 50) is new
+    await upsert_rows(writer, vectors[:40], batch=20)
+    assert await manifest(redis) is None  # exact rows: nothing to save yet
+    await upsert_rows(writer, vectors[40:], first=40, batch=20)
+
+    snapshot = await manifest(redis)
+    assert snapshot is not None and (snapshot.storage, snapshot.count) == ("hnsw", 60)  # once, at 60
+    replica = index(redis, GRAPH)
+    queries = unit_rows(10, 16, seed=15)
+    assert answers(await replica.query(queries, top_k=5)) == answers(await writer.query(queries, top_k=5))
+    assert snapshot_loads(caplog) == 1 and len(replica) == 300
 
 
 async def test_a_snapshot_switch_refuses_a_stale_manifest_and_keeps_nothing(

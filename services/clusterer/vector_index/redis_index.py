@@ -26,7 +26,7 @@ import numpy as np
 from redis.asyncio import ConnectionPool, Redis
 
 from services.clusterer.vector_index.base import Match, VectorRecord
-from services.clusterer.vector_index.local_copy import CopyImage, IndexTuning, LocalCopy
+from services.clusterer.vector_index.local_copy import GRAPH, CopyImage, IndexTuning, LocalCopy
 from services.clusterer.vector_index.snapshots import CHUNK_BYTES, Manifest, SnapshotStore
 from shared.keys import Keys
 
@@ -81,6 +81,7 @@ class RedisVectorIndex:
         self._previous = _START  # the entry applied before it
         self._upserted = 0  # vectors upserted into the log up to `_position`
         self._snapshot_upserted = 0  # the same count for the newest snapshot this replica knows
+        self._snapshot_is_graph = False  # whether that snapshot holds a graph (or exact rows)
         self._lock = asyncio.Lock()  # the copy is read and grown by one task (and its thread) at a time
 
     def __len__(self) -> int:
@@ -106,7 +107,7 @@ class RedisVectorIndex:
         await self._redis.xadd(self._log_key, fields)  # type: ignore[arg-type]
         async with self._lock:
             await self._catch_up()
-            if self._upserted - self._snapshot_upserted >= self._policy.every:
+            if self._snapshot_due():
                 await self._snapshot()
 
     async def reassign(self, ids: Sequence[str], cluster_id: str) -> None:
@@ -186,6 +187,7 @@ class RedisVectorIndex:
             manifest = await self._store.manifest()
             if manifest is None:
                 self._reset(LocalCopy(self._dimensions, self._tuning), _START, _START, 0)
+                self._snapshot_is_graph = False
                 return
             if manifest.dimensions != self._dimensions:
                 raise ValueError(
@@ -201,6 +203,7 @@ class RedisVectorIndex:
                     LocalCopy.from_image, image, manifest.count, self._dimensions, self._tuning
                 )
             self._reset(copy, manifest.entry, manifest.before, manifest.upserted)
+            self._snapshot_is_graph = manifest.storage == GRAPH
             log.info(
                 "vector snapshot loaded",
                 extra={
@@ -217,15 +220,23 @@ class RedisVectorIndex:
         self._position, self._previous = position, previous
         self._upserted = self._snapshot_upserted = upserted
 
+    def _snapshot_due(self) -> bool:
+        """Every `every` vectors, and as soon as the copy is a graph that no snapshot holds yet:
+        otherwise every replica starting before the next one would rebuild the graph from the log."""
+        if self._upserted - self._snapshot_upserted >= self._policy.every:
+            return True
+        return self._copy.uses_graph and not self._snapshot_is_graph
+
     async def _snapshot(self) -> None:
         """Save the copy unless another replica saved one recently enough; losing the race to
         switch the manifest is harmless (the other snapshot is as good)."""
         current = await self._store.manifest()
         if current is not None:
             self._snapshot_upserted = max(self._snapshot_upserted, current.upserted)
+            self._snapshot_is_graph = current.storage == GRAPH
             if _entry_order(current.entry) >= _entry_order(self._position):
                 return
-        if self._upserted - self._snapshot_upserted < self._policy.every:
+        if not self._snapshot_due():
             return
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
@@ -233,6 +244,7 @@ class RedisVectorIndex:
             written = await self._write(image, current)
         if written:
             self._snapshot_upserted = self._upserted
+            self._snapshot_is_graph = image.storage == GRAPH
             log.info(
                 "vector snapshot written",
                 extra={
