@@ -8,8 +8,9 @@ around 3,000 topics), the product's `RedisVectorIndex`. Two vector logs are writ
 - a full log with no snapshot, replayed by (a) today's behaviour (`VECTOR_ANN_MIN` above the size:
   exact rows, the whole log) and (a') the product's defaults without a snapshot (the whole log
   into the HNSW graph), each measured in this run;
-- per `--tails` value T, a log whose writer (the product's defaults) last snapshotted at size - T
-  items and then wrote T more, started by (b) loading the snapshot and replaying the T-item tail.
+- per `--tails` value T, a log whose writer (the product's defaults) wrote size - T items and
+  snapshotted last at their end, then T more items by a writer that snapshots no more, started by
+  (b) loading the snapshot and replaying the T-item tail.
 Each replica starts in a fresh process. For each: seconds until it has caught up, its RSS then and
 its peak, the Redis memory of that index's keys, the median time of one query batch of 64, and
 recall@10 against the exact top 10 of the same queries.
@@ -62,7 +63,7 @@ def product_tuning() -> IndexTuning:
     return IndexTuning(ann_min=settings.vector_ann_min, search_ef=settings.vector_search_ef)
 
 
-async def write_log(base: np.ndarray, writer: RedisVectorIndex) -> str:
+async def write_log(base: np.ndarray, writer: RedisVectorIndex, first: int = 0) -> str:
     """Upserts in batches of 64, as the clusterer does. The slowest upsert is the one that built
     the graph at VECTOR_ANN_MIN or wrote a snapshot (both happen inside an upsert)."""
     began = time.perf_counter()
@@ -71,7 +72,10 @@ async def write_log(base: np.ndarray, writer: RedisVectorIndex) -> str:
         rows = base[start : start + BATCH]
         upserted = time.perf_counter()
         await writer.upsert(
-            [VectorRecord(f"i{start + n}", v, f"c{(start + n) % 97}") for n, v in enumerate(rows)]
+            [
+                VectorRecord(f"i{first + start + n}", v, f"c{(first + start + n) % 97}")
+                for n, v in enumerate(rows)
+            ]
         )
         slowest = max(slowest, time.perf_counter() - upserted)
     return f"written in {time.perf_counter() - began:.1f} s, slowest upsert of 64 {slowest:.2f} s"
@@ -153,8 +157,8 @@ def print_table(starts: list[Start], writers: list[str], heading: str) -> None:
 
 
 def snapshot_at(items: int, tuning: IndexTuning) -> SnapshotPolicy:
-    """A policy whose last snapshot covers `items` (rounded up to a batch): the writer also
-    snapshots once when its graph is built, at the first batch reaching VECTOR_ANN_MIN."""
+    """A policy whose writer of `items` items snapshots last at its end: it also snapshots once
+    when its graph is built, at the first batch reaching VECTOR_ANN_MIN."""
     built = -(-tuning.ann_min // BATCH) * BATCH
     return SnapshotPolicy(every=items - built if items > built else NEVER)
 
@@ -174,9 +178,15 @@ async def run(url: str, size: int, tails: list[int], graph_replay: bool) -> tupl
         how = "(a') full log into the graph, no snapshot"
         starts.append(await replica_process(url, how, "full", tuning, queries, truth))
     for tail in tails:
-        name = f"tail-{tail}"
-        writer = RedisVectorIndex(redis, KEYS, name, DIMENSIONS, tuning, snapshot_at(size - tail, tuning))
-        writers.append(f"{name} (writer with the product's defaults) {await write_log(base, writer)}")
+        name, head = f"tail-{tail}", size - tail
+        writer = RedisVectorIndex(redis, KEYS, name, DIMENSIONS, tuning, snapshot_at(head, tuning))
+        written = await write_log(base[:head], writer)
+        del writer
+        # The tail by a writer that snapshots no more, so the last snapshot stays at `head`.
+        writer = RedisVectorIndex(redis, KEYS, name, DIMENSIONS, tuning, SnapshotPolicy(every=NEVER))
+        writers.append(
+            f"{name}: {head:,} items {written}; the tail {await write_log(base[head:], writer, head)}"
+        )
         print(f"  {writers[-1]}", flush=True)
         del writer
         how = "(b) snapshot + the log after it"
