@@ -6,10 +6,11 @@ rows while small, an HNSW graph once large) and reads only the log entries it ha
 each query. The clusterer queries under its assignment lock, and every write happens under that
 lock too, so the log a query has just caught up with is complete.
 
-Every `snapshot_every` upserted vectors, the writing replica saves its copy into Redis and trims
-the log below it (`SnapshotStore`), so a replica starts from the newest snapshot plus the log after
-it, and start-up no longer grows with the length of history. A replica whose position was trimmed
-away (it was behind when the trim came) loads the snapshot again instead of missing entries.
+Every `SnapshotPolicy.every` upserted vectors, and once when its copy has become a graph, the
+writing replica saves its copy into Redis and trims the log below it (`SnapshotStore`), so a
+replica starts from the newest snapshot plus the log after it, and start-up no longer grows with
+the length of history. A replica whose position was trimmed away (it was behind when the trim
+came) loads the snapshot again instead of missing entries.
 """
 
 from __future__ import annotations
