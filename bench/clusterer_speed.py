@@ -23,6 +23,7 @@ from bench.labelled_sets import banking77
 from services.clusterer.providers import build_embedder
 from services.clusterer.vector_index.base import VectorRecord
 from services.clusterer.vector_index.redis_index import RedisVectorIndex
+from shared.keys import Keys
 from shared.redis_connection import binary_twin
 from shared.settings import Settings
 
@@ -50,7 +51,7 @@ async def search(url: str) -> None:
     rng = np.random.default_rng(0)
     for size in SEARCH_SIZES:
         await redis.flushdb()
-        index = RedisVectorIndex(redis, "vectors:bench", DIMENSIONS)
+        index = RedisVectorIndex(redis, Keys(), "bench", DIMENSIONS)
         matrix = rng.normal(size=(size, DIMENSIONS)).astype(np.float32)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         for start in range(0, size, 1000):
@@ -66,7 +67,7 @@ async def search(url: str) -> None:
             queries @ matrix.T
         floor = (time.perf_counter() - started) / QUERIES
         replica_started = time.perf_counter()
-        await RedisVectorIndex(redis, "vectors:bench", DIMENSIONS).sync()
+        await RedisVectorIndex(redis, Keys(), "bench", DIMENSIONS).sync()
         replay = time.perf_counter() - replica_started
         print(
             f"search {size:>7,} items: {ours * 1000:7.1f} ms per batch of {BATCH} "

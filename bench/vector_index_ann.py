@@ -4,9 +4,10 @@
     OPENBLAS_NUM_THREADS=2 nice .venv/bin/python -m bench.vector_index_ann --size 1000000 \
         --methods exact hnsw-16-100 ivf-1024
 
-Today's default index (services/clusterer/vector_index/redis_index.py) keeps every vector in each
-replica's memory and answers by one numpy matrix product: exact, but 1.5 GB per replica at 1M items
-of 384 floats and a full log replay at start. The candidates here are ANN indexes that can be built
+The default index before issue 13 (services/clusterer/vector_index/redis_index.py; still its path
+below VECTOR_ANN_MIN items) kept every vector in each replica's memory and answered by one numpy
+matrix product: exact, but 1.5 GB per replica at 1M items of 384 floats and a full log replay at
+start. The candidates here are ANN indexes that can be built
 once, persisted and loaded (hnswlib HNSW, faiss IVF-Flat and IVF-SQ8). For each: build time, memory
 (RSS growth while building, and the persisted size), load time from disk, time per batch of 64
 queries, and recall@10 against the exact top 10 of the same queries.

@@ -272,6 +272,14 @@ class Keys:
     def vectors(self, index_name: str) -> str:
         return self._cluster_state(f"vectors:{index_name}")
 
+    def vector_snapshot(self, index_name: str) -> str:
+        """The manifest of the vector log's newest snapshot; built from the log's own key, so both
+        (and the chunks below) always share its hash slot."""
+        return f"{self.vectors(index_name)}:snapshot"
+
+    def vector_snapshot_chunk(self, index_name: str, snapshot: str, number: int) -> str:
+        return f"{self.vector_snapshot(index_name)}:{snapshot}:{number}"
+
     def neighbour_graph(self, index_name: str, kind: str) -> str:
         """Append-only log of neighbour edges, one per embedder (index) and text kind."""
         return self._cluster_state(f"graph:{index_name}:{kind}")

@@ -62,10 +62,18 @@ def build_vector_index(settings: Settings, redis: Redis, keys: Keys, embedder: E
             retry=RetryPolicy.from_settings(settings),
             timeout_seconds=settings.provider_timeout_seconds,
         )
-    from services.clusterer.vector_index.redis_index import RedisVectorIndex
+    from services.clusterer.vector_index.local_copy import IndexTuning
+    from services.clusterer.vector_index.redis_index import RedisVectorIndex, SnapshotPolicy
     from shared.redis_connection import binary_twin
 
-    return RedisVectorIndex(binary_twin(redis), keys.vectors(embedder.name), embedder.dimensions)
+    return RedisVectorIndex(
+        binary_twin(redis),
+        keys,
+        embedder.name,
+        embedder.dimensions,
+        IndexTuning(ann_min=settings.vector_ann_min, search_ef=settings.vector_search_ef),
+        SnapshotPolicy(every=settings.vector_snapshot_every),
+    )
 
 
 def build_summarizer(settings: Settings) -> Summarizer:

@@ -61,11 +61,11 @@ def unit_rows(count: int, dimensions: int, seed: int) -> np.ndarray:
 
 async def test_redis_index_is_exact_and_shared_by_replicas(redis: Redis) -> None:
     vectors = unit_rows(300, 16, seed=1)
-    writer = RedisVectorIndex(binary_twin(redis), "vectors:test", 16)
+    writer = RedisVectorIndex(binary_twin(redis), Keys(), "test", 16)
     await writer.upsert([VectorRecord(f"i{n}", v, f"c{n % 7}") for n, v in enumerate(vectors)])
     await writer.reassign(["i0", "i1"], "merged")
 
-    replica = RedisVectorIndex(binary_twin(redis), "vectors:test", 16)  # a restart or another pod
+    replica = RedisVectorIndex(binary_twin(redis), Keys(), "test", 16)  # a restart or another pod
     queries = unit_rows(5, 16, seed=2)
     found = await replica.query(queries, top_k=4)
     expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :4]

@@ -39,7 +39,7 @@ async def cluster_everything(redis: Redis, keys: Keys, settings: Settings) -> No
 
 def reclusterer(redis: Redis, keys: Keys, settings: Settings) -> Reclusterer:
     embedder = HashingEmbedder()
-    index = RedisVectorIndex(binary_twin(redis), keys.vectors(embedder.name), embedder.dimensions)
+    index = RedisVectorIndex(binary_twin(redis), keys, embedder.name, embedder.dimensions)
     lock = RedisLock(redis, keys.cluster_lock, settings.cluster_lock_ttl_ms)
     return Reclusterer(redis, keys, lock, embedder, index)
 
