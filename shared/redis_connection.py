@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -33,40 +33,36 @@ def connect(settings: Settings) -> Redis:
     client but returns the coroutine before it fails, so nothing is ever retried (redis-py #4262).
     """
     socket_timeout = max(settings.redis_socket_timeout_seconds, settings.read_block_ms / 1000 + 5)
+    options = _client_options(settings, socket_timeout)
     if settings.redis_cluster:
-        return connect_cluster(settings, socket_timeout)
+        return connect_cluster(settings, options)
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_pool_timeout_seconds,
-        decode_responses=True,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        settings.redis_url, timeout=settings.redis_pool_timeout_seconds, **options
     )
     return Redis.from_pool(pool)
 
 
-def connect_cluster(settings: Settings, socket_timeout: float) -> Redis:
+def _client_options(settings: Settings, socket_timeout: float) -> dict[str, Any]:
+    """What both kinds of client share: decoding, timeouts, health checks and retries."""
+    return {
+        "max_connections": settings.redis_max_connections,
+        "decode_responses": True,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
+def connect_cluster(settings: Settings, options: dict[str, Any]) -> Redis:
     """redis-py's cluster client, from any node's URL: it learns the slot map and follows `MOVED`
     and `ASK` through a reshard. `REDIS_MAX_CONNECTIONS` applies per node.
 
     Typed as `Redis`: the cluster client speaks the same commands, routed by key. The few places
     that differ (a raw packed command, a binary twin, a multi-key read) ask `is_cluster` first.
     """
-    client = RedisCluster.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        decode_responses=True,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    return cast(Redis, client)
+    return cast(Redis, RedisCluster.from_url(settings.redis_url, **options))
 
 
 def is_cluster(redis: Redis) -> bool:

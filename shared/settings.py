@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     # VECTOR_SNAPSHOT_EVERY upserted vectors.
     vector_ann_min: int = Field(default=20_000, ge=1)
     vector_search_ef: int = Field(default=128, ge=1)
-    vector_snapshot_every: int = Field(default=50_000, ge=1)
+    vector_snapshot_every: int = Field(default=20_000, ge=1)
     summarizer: Literal["extractive", "gemini"] = "extractive"
     # Clustering (docs/clustering.md): None takes the embedder's measured default.
     cluster_similarity_threshold: float | None = None  # online: cosine a neighbour needs to vote

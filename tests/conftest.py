@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from services.dev.local_cluster import LocalRedisCluster
 from services.dev.local_redis import RedisServer
 from shared.keys import Keys
 from shared.settings import Settings
@@ -21,6 +22,17 @@ def _docker_engine_up() -> bool:
         return bool(docker.from_env(timeout=2).ping())
     except Exception:
         return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster of 3 masters, one per test module: it takes seconds to form, so each
+    test empties it (`cluster.flush()`) instead of starting its own."""
+    local = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield local
+    finally:
+        local.stop()
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,12 @@ class LocalRedisCluster:
         for node in self.nodes:
             node.stop()
 
+    def flush(self) -> None:
+        """Empty every node (FLUSHALL is per node): one cluster serves many tests."""
+        for node in self.nodes:
+            with node.client() as plain:
+                plain.flushall()
+
     def _formed(self, info: dict[str, str] | None) -> bool:
         """Every slot served and every node known: a client may start from any node's slot map."""
         return (

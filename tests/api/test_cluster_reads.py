@@ -7,8 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -27,20 +26,9 @@ pytestmark = pytest.mark.slow  # a cluster of three real servers takes seconds t
 ITEMS = sample_items(30)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    local = LocalRedisCluster(Path(tmp_path_factory.mktemp("redis-cluster"))).start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture
 async def cluster_redis(cluster: LocalRedisCluster) -> AsyncIterator[Redis]:
-    for node in cluster.nodes:
-        with node.client() as plain:
-            plain.flushall()
+    cluster.flush()
     client = RedisCluster.from_url(cluster.url, decode_responses=True)
     await client.initialize()
     try:

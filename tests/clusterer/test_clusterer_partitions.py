@@ -10,8 +10,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from redis.asyncio import Redis
@@ -37,23 +36,13 @@ from tests.support.waiting import eventually, run_consumers
 PARTITIONS = 3
 
 
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    local = LocalRedisCluster(Path(tmp_path_factory.mktemp("redis-cluster"))).start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture(params=["one-server", pytest.param("cluster", marks=pytest.mark.slow)])
 def partitioned(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """Settings with three partitions, on the test redis-server or on the real cluster."""
     if request.param == "one-server":
         return settings.model_copy(update={"ingest_partitions": PARTITIONS})
-    cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
-    for node in cluster.nodes:
-        node.client().flushall()
+    cluster: LocalRedisCluster = request.getfixturevalue("cluster")
+    cluster.flush()
     return settings.model_copy(
         update={"ingest_partitions": PARTITIONS, "redis_cluster": True, "redis_url": cluster.url}
     )

@@ -3,8 +3,7 @@ reads name only keys of the log's slot (`{clusters}`), so a cluster runs them as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -22,20 +21,9 @@ from tests.support.redis_cluster import LocalRedisCluster
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    local = LocalRedisCluster(Path(tmp_path_factory.mktemp("redis-cluster"))).start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture
 def on_cluster(cluster: LocalRedisCluster, settings: Settings) -> Settings:
-    for node in cluster.nodes:
-        with node.client() as plain:
-            plain.flushall()
+    cluster.flush()
     return settings.model_copy(
         update={"redis_url": cluster.url, "redis_cluster": True, "ingest_partitions": 3}
     )

@@ -12,9 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,20 +45,9 @@ PARTITIONS = 6
 INGEST_WORKER = [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest-worker"]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    local = LocalRedisCluster(Path(tmp_path_factory.mktemp("redis-cluster"))).start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture
 def settings(cluster: LocalRedisCluster, settings: Settings) -> Settings:
-    for node in cluster.nodes:
-        with node.client() as plain:
-            plain.flushall()
+    cluster.flush()
     return settings.model_copy(
         update={"redis_url": cluster.url, "redis_cluster": True, "ingest_partitions": PARTITIONS}
     )

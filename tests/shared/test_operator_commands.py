@@ -8,9 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import redis as sync_redis
-
 from shared.keys import INGEST_GROUP, Keys
 
 SOULCASTER = [sys.executable, "-m", "services.cli"]
@@ -21,14 +18,6 @@ def soulcaster(redis_url: str, *args: str, stdin: str | None = None) -> subproce
     return subprocess.run(
         [*SOULCASTER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-@pytest.fixture
-def client(redis_url: str):
-    connection = sync_redis.Redis.from_url(redis_url, decode_responses=True)
-    connection.flushdb()
-    yield connection
-    connection.close()
 
 
 def test_streams_table_shows_lag_pending_and_dead_letters(redis_url: str, client) -> None:

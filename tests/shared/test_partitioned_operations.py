@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import redis as sync_redis
 from redis.crc import key_slot
 
 from shared.keys import INGEST_GROUP, Keys, NewItemField
@@ -25,14 +23,6 @@ def soulcaster(redis_url: str, *args: str, **env: str) -> subprocess.CompletedPr
     return subprocess.run(
         [*SOULCASTER, *args], env=environment, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-@pytest.fixture
-def client(redis_url: str):
-    connection = sync_redis.Redis.from_url(redis_url, decode_responses=True)
-    connection.flushdb()
-    yield connection
-    connection.close()
 
 
 def fill(client, counts: tuple[int, ...] = (2, 1, 3)) -> None:

@@ -8,7 +8,7 @@ one XREADGROUP reads one partition, and a brace inside an id picks the slot unle
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,22 +33,11 @@ return redis.call('XADD', KEYS[4], '*', 'id', ARGV[1])
 WRITE_UNDECLARED = "redis.call('SET', KEYS[1], 1); return redis.call('SET', ARGV[1], 1)"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    local = LocalRedisCluster(Path(tmp_path_factory.mktemp("redis-cluster"))).start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture
 async def client(cluster: LocalRedisCluster) -> AsyncIterator[RedisCluster]:
     connection = RedisCluster.from_url(cluster.url, decode_responses=True)
     await connection.initialize()
-    for node in cluster.nodes:
-        with node.client() as plain:
-            plain.flushall()
+    cluster.flush()
     try:
         yield connection
     finally:

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SnapshotPolicy:
-    every: int = 50_000  # upserted vectors between two snapshots (VECTOR_SNAPSHOT_EVERY)
+    every: int = 20_000  # upserted vectors between two snapshots (VECTOR_SNAPSHOT_EVERY)
     chunk_bytes: int = CHUNK_BYTES
 
 
