@@ -119,6 +119,11 @@ class EventWriter:
         self._global_key_count = len(global_keys)
         self._global_args = [str(outcome_ttl_seconds), keys.feedback_prefix(), SCHEMA_VERSION]
 
+    @property
+    def keys(self) -> Keys:
+        """The partition this writer writes: its script's keys all live in that partition's slot."""
+        return self._keys
+
     def prepare(
         self, entry_id: str, request_id: str, result: NormalizeResult, first_delivery: bool = False
     ) -> PreparedEvent:

@@ -82,14 +82,13 @@ async def replay_partitions(
     span: tuple[str, str] = ("-", "+"),
     dry_run: bool = False,
 ) -> ReplayReport:
-    """Each partition in turn, the reports summed; with several, an invalid entry is named
-    `<partition>/<entry id>` (entry ids are unique per stream only)."""
+    """Each partition in turn, the reports summed; an invalid entry is named by its event id,
+    `<partition>:<entry id>` with several partitions (entry ids are unique per stream only)."""
     total = ReplayReport()
-    several = any(part.partitioning.count > 1 for part in partitions)
     for part in partitions:
         writer = EventWriter(redis, part, outcome_ttl_seconds)
         report = await Replayer(redis, part, normalizers, writer).replay(*span, dry_run=dry_run)
         total.outcomes.update(report.outcomes)
         for entry_id, reason in report.invalid.items():
-            total.invalid[f"{part.index}/{entry_id}" if several else entry_id] = reason
+            total.invalid[part.partitioning.event_id(part.index, entry_id)] = reason
     return total

@@ -38,7 +38,6 @@ from shared import metrics
 from shared.consumer import Failures, StreamConsumer, StreamMessage
 from shared.consumer.config import consumer_config
 from shared.keys import INGEST_GROUP, SCHEMA_VERSION, IngestField, Keys
-from shared.partitions import SINGLE_NODE, Partitioning
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,19 +55,13 @@ def received_at(message: StreamMessage) -> datetime:
 
 
 class IngestHandler:
-    def __init__(
-        self,
-        writer: EventWriter,
-        normalizers: Mapping[str, Normalizer],
-        partitioning: Partitioning = SINGLE_NODE,
-        partition: int = 0,
-    ) -> None:
-        """`partition`: the one whose stream the entries come from, of `partitioning`."""
+    def __init__(self, writer: EventWriter, normalizers: Mapping[str, Normalizer]) -> None:
+        """The entries come from the stream of the writer's partition (the worker and replay alike)."""
         self._writer = writer
         self._normalizers = normalizers
-        self._partitioning = partitioning
-        self._partition = partition
-        self._checks_partition = partitioning.count > 1
+        self._partitioning = writer.keys.partitioning
+        self._partition = writer.keys.index
+        self._checks_partition = self._partitioning.count > 1
 
     async def __call__(self, messages: Sequence[StreamMessage]) -> Failures:
         failures: dict[str, Exception] = {}
@@ -170,5 +163,4 @@ def build_ingest_consumer(
         burial_record=dead_letter_outcome(keys, settings.event_outcome_ttl_seconds),
     )
     writer = EventWriter(redis, keys, settings.event_outcome_ttl_seconds)
-    handler = IngestHandler(writer, normalizers, keys.partitioning, keys.index)
-    return StreamConsumer(redis, config, handler)
+    return StreamConsumer(redis, config, IngestHandler(writer, normalizers))

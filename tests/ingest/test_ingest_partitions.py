@@ -11,7 +11,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.ingest.normalizers import NORMALIZERS
 from services.ingest.outcomes import read_outcome
+from services.ingest.replay import replay_partitions
 from services.ingest.routing import routed
 from services.ingest.worker import build_ingest_consumer
 from shared.keys import SCHEMA_VERSION, DeadLetterField, IngestField, Keys
@@ -240,3 +242,20 @@ async def test_a_batch_gets_one_distinct_event_id_per_event_that_names_its_parti
     assert (await api.get(f"/ingest/events/{entry_id}")).json()["status"] == "created"
     assert (await api.get(f"/ingest/events/7:{entry_id}")).status_code == 404
     assert (await api.get(f"/ingest/events/x:{entry_id}")).status_code == 422
+
+
+async def test_a_replay_refuses_an_entry_of_another_partition_and_writes_nothing(
+    redis: Redis, partitioned: Settings
+) -> None:
+    """Replay checks the partition as the worker does: the entry is reported by its event id."""
+    keys = partitioned.keys()
+    item_id = item_id_for("feedback", "w-2", "")
+    wrong = keys.partition((keys.partitioning.of(item_id) + 1) % PARTITIONS)
+    fields = entry_fields("feedback", {"source": "feedback", "external_id": "w-2", "title": "x"}, item_id)
+    entry_id = await redis.xadd(wrong.ingest_stream, fields)  # type: ignore[arg-type]
+
+    report = await replay_partitions(redis, keys.partitions, NORMALIZERS, 60)
+
+    assert list(report.invalid) == [f"{wrong.index}:{entry_id}"]
+    assert "belongs to partition" in report.invalid[f"{wrong.index}:{entry_id}"]
+    assert await redis.exists(keys.feedback(item_id), keys.feedback_external("feedback", "w-2")) == 0
